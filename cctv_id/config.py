@@ -1,0 +1,193 @@
+"""Configuration: pydantic v2 models (unknown keys rejected), presets and merging.
+
+Order of precedence, lowest first: built-in defaults, a pipeline preset
+(``pipelines/<name>.yaml``), the deployment file (``config.yaml`` or ``--config``),
+then command-line flags. No heavy imports here: validating a config must be fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PIPELINES_DIR = REPO_ROOT / "pipelines"
+WEIGHTS_DIR = REPO_ROOT / "weights"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DetectorConfig(_Strict):
+    backend: str = "retinaface"
+    model_path: str | None = None  # folder of a user-supplied model pack, or an .onnx file
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    nms_iou: float = Field(0.4, gt=0.0, le=1.0)
+    # Tiny-face strategy: the frame is enlarged by ``upscale`` and cut into overlapping
+    # ``tile_size`` tiles (in enlarged pixels); 1.0 / 0 switch either off.
+    upscale: float = Field(2.0, ge=1.0, le=4.0)
+    tile_size: int = Field(0, ge=0)
+    tile_overlap: int = Field(96, ge=0)
+    native_pass: bool = True  # also run once at native scale (large faces)
+    min_face_px: float = Field(6.0, ge=0.0)
+    max_face_px: float | None = None
+    threads: int = Field(0, ge=0)  # onnxruntime intra-op threads; 0 = library default
+    options: dict[str, Any] = Field(default_factory=dict)  # backend-specific, validated there
+
+
+class TrackerConfig(_Strict):
+    gate_face_sizes: float = Field(1.5, gt=0.0)  # max centre jump per frame, in face heights
+    min_gate_px: float = Field(8.0, ge=0.0)
+    max_size_ratio: float = Field(1.8, gt=1.0)  # a match may not change face size more than this
+    max_missed_s: float = Field(1.0, ge=0.0)  # a track ends after this long without detections
+    relink_max_gap_s: float = Field(2.5, ge=0.0)  # broken tracks are re-joined across such gaps
+    relink_gate_face_sizes: float = Field(4.0, gt=0.0)
+    best_k: int = Field(3, ge=1, le=32)
+    min_detections: int = Field(3, ge=1)  # shorter tracks are not recognised
+    patch_context: float = Field(1.0, ge=0.2)  # patch kept per sample: face box grown by this per side
+
+
+class RecognizerConfig(_Strict):
+    backend: str = "dlib"
+    model_path: str | None = None
+    batch_size: int = Field(16, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DecisionConfig(_Strict):
+    target_fmr: float = Field(1e-3, gt=0.0, lt=1.0)  # which calibrated threshold set to use
+    thresholds: dict[str, float] | None = None  # band name -> cosine threshold; overrides manifest
+    min_identify_px: float = Field(10.0, ge=0.0)  # smaller faces are marked "too_small"
+    margin: float = Field(0.0, ge=0.0)  # best person must beat the runner-up by this much
+
+
+class VideoConfig(_Strict):
+    stride: int = Field(1, ge=1)  # decode every frame, hand every Nth to the pipeline
+    detect_every: int = Field(1, ge=1)  # detector runs on every Nth handed frame
+    progress: bool = True
+
+
+class CameraConfig(_Strict):
+    url: str
+    detector: dict[str, Any] = Field(default_factory=dict)  # overrides of DetectorConfig
+    min_face_px: float | None = None
+    max_face_px: float | None = None
+
+
+class AppConfig(_Strict):
+    db: str | None = None  # SQLAlchemy URL; default: sqlite in the user data folder
+    data_dir: str | None = None  # crops etc.; default: beside a SQLite file
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    recognizer: RecognizerConfig = Field(default_factory=RecognizerConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    preset: str | None = None  # name of a file in pipelines/ applied under this config
+
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v):
+        return {} if v is None else v
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` applied on ``base``, recursing into nested mappings."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"malformed YAML in {path}{where}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def preset_path(name: str) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = PIPELINES_DIR / f"{name}.yaml"
+    if not candidate.is_file():
+        choices = sorted(p.stem for p in PIPELINES_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown pipeline preset '{name}'; available: {', '.join(choices)}")
+    return candidate
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        else:
+            parts.append(f"{loc}: {err['msg']}")
+    return f"invalid configuration in {origin}: " + "; ".join(parts)
+
+
+def build_config(
+    config_file: str | Path | None = None,
+    preset: str | None = None,
+    overrides: dict | None = None,
+) -> AppConfig:
+    """Validated configuration from preset <- file <- overrides (each optional)."""
+    file_data: dict = read_yaml(config_file) if config_file else {}
+    origin = str(config_file) if config_file else "defaults"
+    preset_name = preset or file_data.get("preset")
+    merged: dict = {}
+    if preset_name:
+        pdata = read_yaml(preset_path(preset_name))
+        try:
+            AppConfig.model_validate(pdata)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(exc, f"preset {preset_name}")) from None
+        merged = deep_merge(merged, pdata)
+    merged = deep_merge(merged, file_data)
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    if preset_name:
+        merged["preset"] = preset_name
+    try:
+        return AppConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from None
+
+
+def camera_detector_config(cfg: AppConfig, camera: str | None) -> DetectorConfig:
+    """The detector settings for ``camera``: the global ones with its overrides applied."""
+    if not camera or camera not in cfg.cameras:
+        return cfg.detector
+    cam = cfg.cameras[camera]
+    data = deep_merge(cfg.detector.model_dump(), cam.detector)
+    if cam.min_face_px is not None:
+        data["min_face_px"] = cam.min_face_px
+    if cam.max_face_px is not None:
+        data["max_face_px"] = cam.max_face_px
+    try:
+        return DetectorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, f"cameras.{camera}.detector")) from None

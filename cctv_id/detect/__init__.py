@@ -1,0 +1,1 @@
+"""Face detection: FaceDetector backends and the tiny-face (upscale + tiles) strategy."""

@@ -1,0 +1,1 @@
+"""Detector backends, each adapting its model output to FaceDetections."""

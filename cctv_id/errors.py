@@ -1,0 +1,43 @@
+"""Error types that the CLI turns into one readable line and a non-zero exit code."""
+
+
+class CctvIdError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+    exit_code = 1
+
+
+class ConfigError(CctvIdError):
+    exit_code = 2
+
+
+class InputError(CctvIdError):
+    """A user-supplied file (video, photo) is missing, unreadable or unusable."""
+
+    exit_code = 3
+
+
+class VideoError(InputError):
+    """A video could not be opened or decoded."""
+
+
+class EnrolmentError(InputError):
+    """An enrolment photo has no usable face, or several faces."""
+
+
+class ModelError(CctvIdError):
+    """A model or weights file is missing or cannot be loaded."""
+
+    exit_code = 4
+
+
+class StoreError(CctvIdError):
+    """The database cannot be reached or is inconsistent."""
+
+    exit_code = 5
+
+
+class NotFoundError(CctvIdError):
+    """A queried person, run or track does not exist."""
+
+    exit_code = 6

@@ -1,0 +1,1 @@
+"""Stage runner wiring video -> detect -> track -> embed -> match -> decide -> store."""

@@ -1,0 +1,1 @@
+"""Face recognition: FaceEncoder backends producing Embeddings from aligned FaceCrops."""

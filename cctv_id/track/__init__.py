@@ -1,0 +1,1 @@
+"""Multi-face tracking and best-shot selection per track."""

@@ -1,0 +1,1 @@
+"""Video sources: file and stream readers on PyAV yielding Frame records."""

@@ -1,0 +1,1 @@
+"""Watchlist: persons enrolled from photos, loaded from the database into a matcher."""
