@@ -47,7 +47,8 @@ class TrackerConfig(_Strict):
     max_size_ratio: float = Field(1.8, gt=1.0)  # a match may not change face size more than this
     max_missed_s: float = Field(1.0, ge=0.0)  # a track ends after this long without detections
     relink_max_gap_s: float = Field(2.5, ge=0.0)  # broken tracks are re-joined across such gaps
-    relink_gate_face_sizes: float = Field(4.0, gt=0.0)
+    relink_gate_face_sizes: float = Field(3.0, gt=0.0)  # per second of gap, plus one
+    relink_max_size_ratio: float = Field(1.5, gt=1.0)
     best_k: int = Field(3, ge=1, le=32)
     min_detections: int = Field(3, ge=1)  # shorter tracks are not recognised
     patch_context: float = Field(1.0, ge=0.2)  # patch kept per sample: face box grown by this per side

@@ -1,0 +1,87 @@
+"""The ``cctv-id`` command group, global options and error handling.
+
+Expected failures (``CctvIdError``) become one line on stderr and the error's exit code;
+anything else is reported in one line too, with the traceback only under ``--debug``.
+Command modules are imported here but import their heavy dependencies lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import CctvIdError
+from .context import AppContext
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", "db", metavar="URL", envvar="CCTV_ID_DB",
+              help="Database URL (SQLAlchemy), e.g. sqlite:///hits.db or "
+                   "postgresql+psycopg://user@host/db. Env: CCTV_ID_DB.")
+@click.option("--config", "config_file", metavar="FILE", envvar="CCTV_ID_CONFIG",
+              type=click.Path(dir_okay=False),
+              help="Deployment config (YAML). Env: CCTV_ID_CONFIG.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="cctv-id")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, config_file: str | None, debug: bool) -> None:
+    """Find watchlist people in CCTV footage with tiny, blurred faces.
+
+    \b
+    Typical use:
+      cctv-id enroll --name alice alice1.jpg alice2.jpg
+      cctv-id process footage.mp4 --camera lobby --start-time 2026-05-01T08:00:00Z
+      cctv-id hits --person alice --format json
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = AppContext(db_option=db, config_file=config_file, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register_commands() -> None:
+    from . import demo, doctor, enroll, process, query
+
+    for module in (enroll, process, query, doctor, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="cctv-id", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except CctvIdError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+                   err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""``cctv-id hits`` and ``cctv-id persons``: read the hit database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+
+import click
+
+from .process import parse_time
+
+HIT_COLUMNS = ["person", "camera", "track_id", "score", "face_px", "first_seen_s", "last_seen_s",
+               "first_seen_at", "last_seen_at", "best_shot_s", "best_shot_bbox"]
+
+
+def _iso(value):
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def hit_to_json(row: dict) -> dict:
+    out = {k: _iso(v) for k, v in row.items()}
+    out["best_shot_bbox"] = [round(float(v), 1) for v in row["best_shot_bbox"]]
+    for key in ("score", "threshold", "quality"):
+        if out.get(key) is not None:
+            out[key] = round(float(out[key]), 4)
+    for key in ("face_px", "first_seen_s", "last_seen_s", "best_shot_s"):
+        if out.get(key) is not None:
+            out[key] = round(float(out[key]), 3)
+    return out
+
+
+def render_table(rows: list[dict], columns: list[str]) -> str:
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--person", help="Only hits of this person.")
+@click.option("--camera", help="Only hits from this camera.")
+@click.option("--since", metavar="ISO", help="Only hits seen at or after this time (UTC).")
+@click.option("--until", metavar="ISO", help="Only hits seen at or before this time (UTC).")
+@click.option("--min-score", type=float, help="Only hits with at least this similarity.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def hits(app, person, camera, since, until, min_score, limit, fmt):
+    """List identity hits (one per track and person), oldest first."""
+    rows = app.repo().query_hits(person=person, camera=camera,
+                                 since=parse_time(since, "--since"),
+                                 until=parse_time(until, "--until"),
+                                 min_score=min_score, limit=limit)
+    data = [hit_to_json(r) for r in rows]
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(data[0].keys()) if data else HIT_COLUMNS,
+                                extrasaction="ignore")
+        writer.writeheader()
+        for row in data:
+            writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
+        click.echo(buf.getvalue().rstrip("\n"))
+    else:
+        if not data:
+            click.echo("no hits")
+            return
+        table_rows = [{**r, "best_shot_bbox": ",".join(f"{v:.0f}" for v in r["best_shot_bbox"])}
+                      for r in data]
+        click.echo(render_table(table_rows, HIT_COLUMNS))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def persons(app, fmt):
+    """List the people on the watchlist."""
+    rows = [{k: _iso(v) for k, v in r.items()} for r in app.repo().list_persons()]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("the watchlist is empty")
+    else:
+        click.echo(render_table(rows, list(rows[0].keys())))
+
+
+COMMANDS = [hits, persons]

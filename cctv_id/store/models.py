@@ -1,0 +1,241 @@
+"""SQLAlchemy 2.0 models: the database schema, the project's source of truth.
+
+The schema here and the Alembic migrations in ``migrations/versions`` must agree; a test
+compares them (``alembic.autogenerate.compare_metadata``) on SQLite and PostgreSQL.
+
+Conventions:
+- every datetime column is :class:`UTCDateTime`: stored as naive UTC, returned as aware UTC,
+  so SQLite and PostgreSQL behave identically; naive datetimes are refused on the way in;
+- embeddings are raw little-endian float32 bytes (``LargeBinary``) with their ``dim`` beside;
+- constraint and index names follow :data:`NAMING_CONVENTION` so migrations can name them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+TRACK_STATUSES = ("matched", "unknown", "too_small", "too_short")
+WATCHLIST_GENERATION_KEY = "watchlist_generation"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_utc(value: datetime | None, what: str = "datetime") -> datetime | None:
+    """An aware datetime converted to UTC; ``None`` passes; naive values are refused."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what}: expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{what}: naive datetime {value.isoformat()}; use timezone-aware UTC")
+    return value.astimezone(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes stored as naive UTC (``TIMESTAMP WITHOUT TIME ZONE``)."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> datetime | None:
+        aware = to_utc(value)
+        return None if aware is None else aware.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:  # a driver that returns aware values
+            return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(RUN_STATUSES)})", name="status"),
+        Index(None, "source_id"),
+        Index(None, "camera_id"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    frames_processed: Mapped[int] = mapped_column(Integer, default=0)
+    last_frame_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_sha256s: Mapped[dict] = mapped_column(JSON)
+    config: Mapped[dict] = mapped_column(JSON)
+    tool_version: Mapped[str] = mapped_column(String(64))
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Enrolment(Base):
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        UniqueConstraint("person_id", "photo_sha256", "model"),
+        Index(None, "model"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
+    photo_path: Mapped[str] = mapped_column(Text)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    dim: Mapped[int] = mapped_column(Integer)
+    face_px: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TrackRow(Base):
+    __tablename__ = "tracks"
+    __table_args__ = (
+        UniqueConstraint("run_id", "track_key"),
+        CheckConstraint(f"status IN ({_in(TRACK_STATUSES)})", name="status"),
+        Index(None, "camera_id", "first_seen_at"),
+        Index(None, "first_seen_at"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    track_key: Mapped[int] = mapped_column(Integer)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    first_frame: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int] = mapped_column(Integer)
+    first_pts_s: Mapped[float] = mapped_column(Double)
+    last_pts_s: Mapped[float] = mapped_column(Double)
+    first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    n_detections: Mapped[int] = mapped_column(Integer)
+    max_face_px: Mapped[float] = mapped_column(Double)
+    quality: Mapped[float] = mapped_column(Double)
+    model: Mapped[str] = mapped_column(String(128))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    dim: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    best_score: Mapped[float | None] = mapped_column(Double, nullable=True)
+    best_person: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    best_shot_frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    best_shot_pts_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    best_shot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    bbox_x1: Mapped[float | None] = mapped_column(Double, nullable=True)
+    bbox_y1: Mapped[float | None] = mapped_column(Double, nullable=True)
+    bbox_x2: Mapped[float | None] = mapped_column(Double, nullable=True)
+    bbox_y2: Mapped[float | None] = mapped_column(Double, nullable=True)
+    crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HitRow(Base):
+    __tablename__ = "hits"
+    __table_args__ = (
+        UniqueConstraint("run_id", "track_id", "person_id"),
+        Index(None, "person_id", "first_seen_at"),
+        Index(None, "track_id"),
+        Index(None, "first_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    # no cascade: removing a person from the watchlist must not silently erase evidence
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    score: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float] = mapped_column(Double)
+    face_px: Mapped[float] = mapped_column(Double)
+    quality: Mapped[float] = mapped_column(Double)
+    first_frame: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int] = mapped_column(Integer)
+    first_pts_s: Mapped[float] = mapped_column(Double)
+    last_pts_s: Mapped[float] = mapped_column(Double)
+    first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    best_shot_frame: Mapped[int] = mapped_column(Integer)
+    best_shot_pts_s: Mapped[float] = mapped_column(Double)
+    best_shot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    bbox_x1: Mapped[float] = mapped_column(Double)
+    bbox_y1: Mapped[float] = mapped_column(Double)
+    bbox_x2: Mapped[float] = mapped_column(Double)
+    bbox_y2: Mapped[float] = mapped_column(Double)
+    crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+TABLES = {t.name: t for t in Base.metadata.sorted_tables}

@@ -1,0 +1,258 @@
+"""Multi-face tracker for small faces: size-scaled gating, re-linking, best-K samples.
+
+Detections are associated to live tracks with the Hungarian algorithm (scipy's
+``linear_sum_assignment``) on a cost that is the distance between a track's predicted
+centre (constant velocity) and a detection's centre, divided by a gate that scales with the
+face's size and with the time since the track was last seen: a 10 px face can move more
+than its own width between two detections, a 60 px face rarely does. Pairs whose face size
+changes by more than ``max_size_ratio`` are never matched.
+
+A track that has not been seen for ``max_missed_s`` is closed but kept for
+``relink_max_gap_s`` as a candidate: a new face appearing near where that track was heading
+continues it under the same id (re-linking across short occlusions and missed detections).
+Only after that window is a track handed on, as a ``Track`` record carrying its best-K
+samples (highest quality first), each with a small image patch for later alignment.
+
+Why not an off-the-shelf MOT package: the gating rule, the size test, the best-K selection
+with image patches and the re-link window are the parts that matter here; general trackers
+(norfair, SORT variants) gate with a fixed distance or IoU, which fails for 8-15 px faces
+whose boxes do not overlap between detections. The solved part, the assignment, comes from
+scipy.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..config import TrackerConfig
+from ..types import FaceDetections, FaceSample, Frame, Track
+from .quality import face_quality
+
+_INF = 1e6
+
+
+@dataclass
+class _LiveTrack:
+    track_id: int
+    first_frame: int
+    first_pts_s: float
+    first_wall_time: datetime | None
+    last_frame: int
+    last_pts_s: float
+    last_wall_time: datetime | None
+    center: np.ndarray  # (2,) last observed centre
+    velocity: np.ndarray  # (2,) px per second
+    face_px: float  # last observed face height
+    n_detections: int = 1
+    max_face_px: float = 0.0
+    ended_pts_s: float | None = None  # set while waiting in the re-link window
+    samples: list = field(default_factory=list)  # min-heap of (quality, seq, FaceSample)
+
+    def predicted_center(self, pts_s: float) -> np.ndarray:
+        dt = max(0.0, pts_s - self.last_pts_s)
+        return self.center + self.velocity * dt
+
+
+class FaceTracker:
+    """Online tracker. Feed frames in order with ``update``; collect finished tracks.
+
+    ``update(frame, detections)`` handles a frame the detector ran on; ``advance(frame)``
+    handles a frame it skipped (tracks are carried by prediction and may time out).
+    Both return the tracks that are finished for good. ``flush()`` ends everything.
+    """
+
+    def __init__(self, cfg: TrackerConfig, fps: float, camera: str = ""):
+        self.cfg = cfg
+        self.fps = fps if fps and fps > 0 else 25.0
+        self.camera = camera
+        self._live: list[_LiveTrack] = []
+        self._closing: list[_LiveTrack] = []  # ended, still inside the re-link window
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self.n_relinked = 0
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def live_tracks(self) -> int:
+        return len(self._live)
+
+    def update(self, frame: Frame, dets: FaceDetections) -> list[Track]:
+        finished = self._expire(frame.pts_s)
+        det_centers = dets.centers
+        det_heights = dets.heights
+        matched_dets: set[int] = set()
+        if self._live and len(dets):
+            cost = self._cost(self._live, frame.pts_s, det_centers, det_heights)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] <= 1.0:
+                    self._observe(self._live[r], frame, dets, c)
+                    matched_dets.add(int(c))
+        for j in range(len(dets)):
+            if j in matched_dets:
+                continue
+            revived = self._relink(frame, det_centers[j], float(det_heights[j]))
+            if revived is not None:
+                self._observe(revived, frame, dets, j)
+                self._live.append(revived)
+                self.n_relinked += 1
+            else:
+                self._live.append(self._start(frame, dets, j))
+        return finished
+
+    def advance(self, frame: Frame) -> list[Track]:
+        return self._expire(frame.pts_s)
+
+    def flush(self) -> list[Track]:
+        done = [self._finish(t) for t in self._closing + self._live]
+        self._closing, self._live = [], []
+        return sorted(done, key=lambda t: t.track_id)
+
+    # ------------------------------------------------------------------ internals
+    def _gate(self, track: _LiveTrack, pts_s: float, radius_face_sizes: float) -> float:
+        steps = max(1.0, (pts_s - track.last_pts_s) * self.fps)
+        base = max(self.cfg.min_gate_px, radius_face_sizes * track.face_px)
+        # uncertainty grows with the square root of the frames elapsed since the last sighting
+        return base * float(np.sqrt(steps))
+
+    def _cost(self, tracks, pts_s, centers, heights) -> np.ndarray:
+        cost = np.full((len(tracks), len(centers)), _INF, np.float64)
+        for i, t in enumerate(tracks):
+            pred = t.predicted_center(pts_s)
+            gate = self._gate(t, pts_s, self.cfg.gate_face_sizes)
+            dist = np.linalg.norm(centers - pred, axis=1)
+            ratio = np.maximum(heights, 1e-3) / max(t.face_px, 1e-3)
+            ratio = np.maximum(ratio, 1.0 / ratio)
+            ok = ratio <= self.cfg.max_size_ratio
+            cost[i, ok] = dist[ok] / gate
+        cost[cost > 1.0] = _INF
+        return cost
+
+    def _start(self, frame: Frame, dets: FaceDetections, j: int) -> _LiveTrack:
+        box = dets.boxes[j]
+        center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
+        t = _LiveTrack(
+            track_id=next(self._ids),
+            first_frame=frame.index,
+            first_pts_s=frame.pts_s,
+            first_wall_time=frame.wall_time,
+            last_frame=frame.index,
+            last_pts_s=frame.pts_s,
+            last_wall_time=frame.wall_time,
+            center=center,
+            velocity=np.zeros(2, np.float32),
+            face_px=float(box[3] - box[1]),
+            n_detections=0,
+        )
+        self._observe(t, frame, dets, j, first=True)
+        return t
+
+    def _observe(self, t: _LiveTrack, frame: Frame, dets: FaceDetections, j: int, first=False):
+        box = dets.boxes[j]
+        center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
+        face_px = float(box[3] - box[1])
+        if not first:
+            dt = frame.pts_s - t.last_pts_s
+            if dt > 0:
+                v = (center - t.center) / dt
+                t.velocity = v if t.n_detections <= 1 else 0.5 * t.velocity + 0.5 * v
+        t.center = center
+        t.face_px = 0.3 * t.face_px + 0.7 * face_px if not first else face_px
+        t.last_frame, t.last_pts_s, t.last_wall_time = frame.index, frame.pts_s, frame.wall_time
+        t.n_detections += 1
+        t.max_face_px = max(t.max_face_px, face_px)
+        t.ended_pts_s = None
+        self._keep_sample(t, frame, box, dets.landmarks[j], float(dets.scores[j]), face_px)
+
+    def _keep_sample(self, t: _LiveTrack, frame: Frame, box, landmarks, score, face_px):
+        quality = face_quality(frame.image, box, landmarks, score)
+        k = self.cfg.best_k
+        if len(t.samples) >= k and quality <= t.samples[0][0]:
+            return
+        sample = self._make_sample(frame, box, landmarks, score, face_px, quality)
+        entry = (quality, next(self._seq), sample)
+        if len(t.samples) < k:
+            heapq.heappush(t.samples, entry)
+        else:
+            heapq.heapreplace(t.samples, entry)
+
+    def _make_sample(self, frame, box, landmarks, score, face_px, quality) -> FaceSample:
+        h, w = frame.image.shape[:2]
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        grow = self.cfg.patch_context * max(bw, bh)
+        x1 = int(max(0, np.floor(box[0] - grow)))
+        y1 = int(max(0, np.floor(box[1] - grow)))
+        x2 = int(min(w, np.ceil(box[2] + grow)))
+        y2 = int(min(h, np.ceil(box[3] + grow)))
+        patch = np.ascontiguousarray(frame.image[y1:y2, x1:x2]).copy()
+        return FaceSample(
+            frame_index=frame.index,
+            pts_s=frame.pts_s,
+            wall_time=frame.wall_time,
+            box=np.asarray(box, np.float32).copy(),
+            landmarks=np.asarray(landmarks, np.float32).copy(),
+            score=score,
+            face_px=face_px,
+            quality=quality,
+            patch=patch,
+            patch_origin=(x1, y1),
+        )
+
+    def _expire(self, pts_s: float) -> list[Track]:
+        still_live = []
+        for t in self._live:
+            if pts_s - t.last_pts_s > self.cfg.max_missed_s:
+                t.ended_pts_s = t.last_pts_s
+                self._closing.append(t)
+            else:
+                still_live.append(t)
+        self._live = still_live
+        finished, waiting = [], []
+        for t in self._closing:
+            if pts_s - t.last_pts_s > self.cfg.relink_max_gap_s:
+                finished.append(self._finish(t))
+            else:
+                waiting.append(t)
+        self._closing = waiting
+        return finished
+
+    def _relink(self, frame: Frame, center: np.ndarray, face_px: float) -> _LiveTrack | None:
+        best, best_cost = None, 1.0
+        for t in self._closing:
+            gap = frame.pts_s - t.last_pts_s
+            if gap <= 0 or gap > self.cfg.relink_max_gap_s:
+                continue
+            ratio = max(face_px, 1e-3) / max(t.face_px, 1e-3)
+            if max(ratio, 1 / ratio) > self.cfg.relink_max_size_ratio:
+                continue
+            # after a gap the position is less certain, but far less than for a
+            # frame-to-frame jump: the gate grows linearly with the gap in seconds
+            gate = max(self.cfg.min_gate_px, self.cfg.relink_gate_face_sizes * t.face_px) * (1.0 + gap)
+            cost = float(np.linalg.norm(center - t.predicted_center(frame.pts_s))) / gate
+            if cost <= best_cost:
+                best, best_cost = t, cost
+        if best is not None:
+            self._closing.remove(best)
+        return best
+
+    def _finish(self, t: _LiveTrack) -> Track:
+        best = tuple(s for _, _, s in sorted(t.samples, key=lambda e: (-e[0], e[1])))
+        return Track(
+            track_id=t.track_id,
+            camera=self.camera,
+            first_frame=t.first_frame,
+            last_frame=t.last_frame,
+            first_pts_s=t.first_pts_s,
+            last_pts_s=t.last_pts_s,
+            first_wall_time=t.first_wall_time,
+            last_wall_time=t.last_wall_time,
+            n_detections=t.n_detections,
+            max_face_px=t.max_face_px,
+            best=best,
+        )
