@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
+
 SHARED_DATA = Path(os.environ.get("CCTV_ID_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 

@@ -47,6 +47,13 @@ class AppContext:
             self._cfg = build_config(config_file, preset=self.preset, overrides=self.overrides)
         return self._cfg
 
+    def reconfigure(self, preset: str | None = None, overrides: dict | None = None) -> AppConfig:
+        """Apply a command's preset and flag overrides; returns the validated config."""
+        self.preset = preset
+        self.overrides = overrides or {}
+        self._cfg = None
+        return self.config()
+
     def db_url(self) -> str:
         return self.db_option or os.environ.get("CCTV_ID_DB") or self.config().db or default_db_url()
 

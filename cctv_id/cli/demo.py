@@ -48,8 +48,7 @@ def demo(app, out_dir: Path | None, seconds: float):
     out_dir.mkdir(parents=True, exist_ok=True)
     if not app.db_option:
         app.db_option = f"sqlite:///{(out_dir / 'demo.db').resolve()}"
-    app.preset = "archive"
-    app.overrides = {"video": {"progress": False}}
+    app.reconfigure("archive", {"video": {"progress": False}})
 
     photo_detector = app.detector(upscale=1.0, tile_size=0)
     click.echo("building demo assets from insightface's sample photos ...")
@@ -75,6 +74,10 @@ def demo(app, out_dir: Path | None, seconds: float):
 
     job, _ = build_archive_job(app, camera="demo")
     summary = job.run(clip)
+    if summary.status != "completed":
+        from .process import report_run
+
+        report_run(summary)
     click.echo(f"processed {summary.frames} frames in {summary.seconds:.1f} s: "
                f"{summary.tracks - summary.too_short} tracks, {summary.hits} hits, "
                f"{summary.unknown} unknown")

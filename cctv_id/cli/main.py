@@ -42,6 +42,8 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, debug: bool
     )
     ctx.obj = AppContext(db_option=db, config_file=config_file, debug=debug)
     ctx.call_on_close(ctx.obj.close)
+    if config_file and not ctx.resilient_parsing:
+        ctx.obj.config()  # a bad config file fails every command, before any work
 
 
 def _register_commands() -> None:
@@ -58,7 +60,9 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="cctv-id", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="cctv-id", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, VideoError
 
 
 def parse_time(value: str | None, what: str = "time") -> datetime | None:
@@ -54,7 +54,6 @@ def build_archive_job(app, camera: str):
 def process(app, video: Path, camera: str, start_time: str | None, preset: str,
             stride: int | None, detect_every: int | None, no_progress: bool):
     """Detect, track and recognise faces in VIDEO and store track-level hits."""
-    app.preset = preset
     video_over = {}
     if stride:
         video_over["stride"] = stride
@@ -62,16 +61,23 @@ def process(app, video: Path, camera: str, start_time: str | None, preset: str,
         video_over["detect_every"] = detect_every
     if no_progress:
         video_over["progress"] = False
-    if video_over:
-        app.overrides = {"video": video_over}
+    app.reconfigure(preset, {"video": video_over} if video_over else None)
     start = parse_time(start_time, "--start-time")
     if not video.exists():
         raise InputError(f"no such file: {video}")
+    from ..video.source import video_info
+
+    video_info(video)  # a file that is not a readable video fails here, before any write
     job, matcher = build_archive_job(app, camera)
     if matcher.empty:
         click.echo("warning: the watchlist is empty; every track will be stored as unknown",
                    err=True)
     summary = job.run(video, start_time=start)
+    report_run(summary)
+
+
+def report_run(summary) -> None:
+    """Print what a run did; raise the matching error if it did not complete."""
     click.echo(
         f"run {summary.run_id}: {summary.frames} frames in {summary.seconds:.1f} s "
         f"({summary.realtime_factor:.2f}x real time), {summary.tracks - summary.too_short} tracks "
@@ -79,6 +85,19 @@ def process(app, video: Path, camera: str, start_time: str | None, preset: str,
     )
     for person in sorted(set(summary.hit_people)):
         click.echo(f"  hit: {person} x{summary.hit_people.count(person)}")
+    if summary.pts_fixes:
+        click.echo(f"warning: {summary.pts_fixes} missing or out-of-order timestamps were "
+                   "repaired (damaged file?)", err=True)
+    if summary.decode_errors:
+        click.echo(f"warning: {summary.decode_errors} undecodable packets were skipped", err=True)
+    if summary.incomplete:
+        click.echo("warning: the file ended early (truncated?); what it held was processed",
+                   err=True)
+    if summary.status == "interrupted":
+        raise KeyboardInterrupt
+    if summary.status == "failed":
+        raise VideoError(f"{summary.error} (run {summary.run_id} marked failed; "
+                         f"{summary.hits} hit(s) found before the failure were kept)")
 
 
 COMMANDS = [process]

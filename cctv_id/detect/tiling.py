@@ -23,7 +23,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from ..config import DetectorConfig
@@ -133,6 +132,8 @@ class TiledDetector(FaceDetector):
         if self._enlarged_enabled:
             up = self.cfg.upscale
             if up > 1.0:
+                import cv2
+
                 bw, bh = int(round(w * up)), int(round(h * up))
                 big = cv2.resize(img, (bw, bh), interpolation=cv2.INTER_LINEAR)
             else:

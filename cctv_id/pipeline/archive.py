@@ -47,6 +47,9 @@ class RunSummary:
     video_seconds: float = 0.0
     error: str | None = None
     hit_people: list[str] = field(default_factory=list)
+    decode_errors: int = 0  # packets the decoder rejected and that were skipped
+    pts_fixes: int = 0  # frames whose missing or out-of-order timestamp was repaired
+    incomplete: bool = False  # the file ended early without a decoder error
 
     @property
     def realtime_factor(self) -> float:
@@ -72,6 +75,12 @@ class ArchiveJob:
         self.flush_every_tracks = flush_every_tracks
 
     def run(self, video_path: str | Path, start_time: datetime | None = None) -> RunSummary:
+        """Process the file; the summary's ``status`` says how the run ended.
+
+        A file that cannot be opened raises ``VideoError`` before any row is written. A
+        failure or Ctrl-C part-way ends the run as "failed"/"interrupted" with what was
+        found so far stored; only unexpected errors propagate (after closing the run).
+        """
         video_path = Path(video_path)
         t0 = time.perf_counter()
         vcfg = self.cfg.video
@@ -112,6 +121,12 @@ class ArchiveJob:
                         pending = []
                 if source.fps:
                     summary.video_seconds += 1.0 / source.fps
+                if source.incomplete and source.decode_errors:
+                    # the file ended in packets the decoder rejected: the rest is lost
+                    status = "failed"
+                    error = (f"{video_path.name}: decoding failed after frame "
+                             f"{source.frames_decoded}: the rest of the file could not be "
+                             f"decoded ({source.decode_errors} packets rejected)")
             except VideoError as exc:
                 status, error = "failed", str(exc)
             except KeyboardInterrupt:
@@ -123,11 +138,10 @@ class ArchiveJob:
                 self._close(run_id, camera_id, tracker, pending, summary, status, error)
                 raise
             self._close(run_id, camera_id, tracker, pending, summary, status, error)
+            summary.decode_errors = source.decode_errors
+            summary.pts_fixes = source.pts_fixes
+            summary.incomplete = source.incomplete
         summary.seconds = time.perf_counter() - t0
-        if status == "failed":
-            raise VideoError(error) if error and "decod" in error else CctvIdError(error)
-        if status == "interrupted":
-            raise KeyboardInterrupt
         return summary
 
     # ------------------------------------------------------------------ stages
