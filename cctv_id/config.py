@@ -72,6 +72,7 @@ class VideoConfig(_Strict):
     stride: int = Field(1, ge=1)  # decode every frame, hand every Nth to the pipeline
     detect_every: int = Field(1, ge=1)  # detector runs on every Nth handed frame
     progress: bool = True
+    max_seconds: float | None = Field(None, gt=0)  # stop after this much video (None: all)
 
 
 class CameraConfig(_Strict):

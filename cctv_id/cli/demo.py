@@ -39,7 +39,7 @@ def demo(app, out_dir: Path | None, seconds: float):
     """Build a demo clip, enrol its people, process it and show the hits."""
     import cv2
 
-    from ..video.synth import demo_assets, make_demo_clip
+    from ..video.demo_scene import demo_assets, make_demo_clip
     from ..watchlist import enrol
     from .process import build_archive_job
     from .query import hit_to_json, render_table

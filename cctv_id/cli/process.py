@@ -49,16 +49,21 @@ def build_archive_job(app, camera: str):
 @click.option("--stride", type=click.IntRange(min=1), help="Hand every Nth decoded frame on.")
 @click.option("--detect-every", type=click.IntRange(min=1),
               help="Run the detector on every Nth handed frame; the tracker carries faces between.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Process only the first N seconds of the video.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def process(app, video: Path, camera: str, start_time: str | None, preset: str,
-            stride: int | None, detect_every: int | None, no_progress: bool):
+            stride: int | None, detect_every: int | None, max_seconds: float | None,
+            no_progress: bool):
     """Detect, track and recognise faces in VIDEO and store track-level hits."""
     video_over = {}
     if stride:
         video_over["stride"] = stride
     if detect_every:
         video_over["detect_every"] = detect_every
+    if max_seconds:
+        video_over["max_seconds"] = max_seconds
     if no_progress:
         video_over["progress"] = False
     app.reconfigure(preset, {"video": video_over} if video_over else None)

@@ -108,6 +108,8 @@ class ArchiveJob:
             status, error = "completed", None
             try:
                 for n, frame in enumerate(source):
+                    if vcfg.max_seconds is not None and frame.pts_s >= vcfg.max_seconds:
+                        break
                     summary.frames += 1
                     summary.video_seconds = frame.pts_s
                     if n % vcfg.detect_every == 0:

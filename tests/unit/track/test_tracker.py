@@ -112,3 +112,13 @@ def test_best_k_prefers_large_sharp_faces(k):
     for s in track.best:
         lm = s.patch_landmarks
         assert (lm >= 0).all() and (lm[:, 0] < s.patch.shape[1]).all()
+
+
+def test_relink_refuses_a_different_face_where_a_track_ended():
+    # one face walks right and leaves at x=400 at 18 px; a second later another, twice as
+    # large, appears behind it: a new person, not the same track
+    frames = [[(200 + 20 * i, 300, 18)] for i in range(10)] + [[] for _ in range(10)]
+    frames += [[(390 - 10 * i, 300, 36)] for i in range(10)]
+    tracker = FaceTracker(TrackerConfig(), FPS)
+    tracks = _run(tracker, frames)
+    assert len(tracks) == 2 and tracker.n_relinked == 0

@@ -13,11 +13,10 @@ from cctv_id.video.synth import (
     available_video_codec,
     compose_video,
     default_face_box,
-    demo_assets,
     generated_background,
-    make_demo_clip,
     render_actor,
 )
+from cctv_id.video.demo_scene import demo_assets, make_demo_clip
 
 pytest.importorskip("av")
 
