@@ -73,6 +73,7 @@ class VideoConfig(_Strict):
     detect_every: int = Field(1, ge=1)  # detector runs on every Nth handed frame
     progress: bool = True
     max_seconds: float | None = Field(None, gt=0)  # stop after this much video (None: all)
+    checkpoint_every_s: float = Field(2.0, gt=0)  # video seconds between resumable checkpoints
 
 
 class CameraConfig(_Strict):
@@ -85,6 +86,8 @@ class CameraConfig(_Strict):
 class AppConfig(_Strict):
     db: str | None = None  # SQLAlchemy URL; default: sqlite in the user data folder
     data_dir: str | None = None  # crops etc.; default: beside a SQLite file
+    db_retry_seconds: float = Field(30.0, ge=0.0)  # keep retrying a locked/unreachable database
+    db_busy_timeout_s: float = Field(10.0, ge=0.0)  # SQLite's own wait for a lock, per attempt
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     recognizer: RecognizerConfig = Field(default_factory=RecognizerConfig)

@@ -41,3 +41,12 @@ class NotFoundError(CctvIdError):
     """A queried person, run or track does not exist."""
 
     exit_code = 6
+
+
+class RunInterrupted(CctvIdError):
+    """A run stopped on SIGINT/SIGTERM after committing its checkpoint (resumable)."""
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        # 128 + signal number, the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        self.exit_code = 128 + (signum or 2)

@@ -71,7 +71,9 @@ class AppContext:
         if self._repo is None:
             from ..store.repository import Repository
 
-            self._repo = Repository(self.db_url())
+            cfg = self.config()
+            self._repo = Repository(self.db_url(), retry_seconds=cfg.db_retry_seconds,
+                                    busy_timeout_s=cfg.db_busy_timeout_s)
         return self._repo
 
     def detector(self, camera: str | None = None, **changes):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, VideoError
+from ..errors import InputError, RunInterrupted, VideoError
 
 
 def parse_time(value: str | None, what: str = "time") -> datetime | None:
@@ -51,12 +51,20 @@ def build_archive_job(app, camera: str):
               help="Run the detector on every Nth handed frame; the tracker carries faces between.")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True),
               help="Process only the first N seconds of the video.")
+@click.option("--restart", is_flag=True,
+              help="Process again from the start, replacing the results of an earlier run "
+                   "of the same file and settings (default: resume it / skip it if done).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def process(app, video: Path, camera: str, start_time: str | None, preset: str,
             stride: int | None, detect_every: int | None, max_seconds: float | None,
-            no_progress: bool):
-    """Detect, track and recognise faces in VIDEO and store track-level hits."""
+            restart: bool, no_progress: bool):
+    """Detect, track and recognise faces in VIDEO and store track-level hits.
+
+    Runs are checkpointed: after a crash or Ctrl-C, the same command resumes where the run
+    stopped; a file already processed with the same settings is not processed again.
+    Exit codes: 0 done, 3 bad video, 130/143 stopped by SIGINT/SIGTERM (resumable).
+    """
     video_over = {}
     if stride:
         video_over["stride"] = stride
@@ -77,11 +85,21 @@ def process(app, video: Path, camera: str, start_time: str | None, preset: str,
     if matcher.empty:
         click.echo("warning: the watchlist is empty; every track will be stored as unknown",
                    err=True)
-    summary = job.run(video, start_time=start)
-    report_run(summary)
+    from .signals import StopSignals
+
+    stopper = StopSignals(job.request_stop)
+    with stopper.installed():
+        summary = job.run(video, start_time=start, restart=restart)
+    if summary.status == "already_done":
+        click.echo(f"{video} was already processed with these settings in run {summary.run_id}; "
+                   "nothing to do (use --restart to process it again)")
+        return
+    if summary.resumed_from_frame is not None:
+        click.echo(f"resumed run {summary.run_id} after frame {summary.resumed_from_frame}")
+    report_run(summary, stopper.signum)
 
 
-def report_run(summary) -> None:
+def report_run(summary, signum: int | None = None) -> None:
     """Print what a run did; raise the matching error if it did not complete."""
     click.echo(
         f"run {summary.run_id}: {summary.frames} frames in {summary.seconds:.1f} s "
@@ -99,7 +117,8 @@ def report_run(summary) -> None:
         click.echo("warning: the file ended early (truncated?); what it held was processed",
                    err=True)
     if summary.status == "interrupted":
-        raise KeyboardInterrupt
+        raise RunInterrupted(f"run {summary.run_id} interrupted ({summary.error}); "
+                             "run the same command again to resume", signum)
     if summary.status == "failed":
         raise VideoError(f"{summary.error} (run {summary.run_id} marked failed; "
                          f"{summary.hits} hit(s) found before the failure were kept)")

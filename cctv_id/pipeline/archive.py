@@ -3,26 +3,39 @@
 Wires the stages in the order of DESIGN.md — decode -> detect -> track -> best-K samples ->
 align -> embed (batched across tracks) -> aggregate -> match -> decide -> store — and owns
 the run's life cycle in the database: a run row is opened with its provenance (source
-sha256, model sha256s, resolved config), results are committed in batches as tracks finish
-(so a run that fails part-way keeps what it found), and the run is closed as completed,
-failed (with the reason) or interrupted.
+sha256, model sha256s, resolved config), results are committed as tracks finish, and the
+run is closed as completed, failed (with the reason) or interrupted.
+
+Crash safety. Every ``checkpoint_every_s`` of video (and whenever finished tracks are
+stored) one transaction commits the finished tracks and their hits, the run's progress and
+a checkpoint: the last fully handled frame and the tracker's state (live tracks with their
+best samples). Evidence crops are written under a temporary name first and renamed only
+after that commit. Re-running the same source with the same models, configuration, start
+time and watchlist resumes a crashed or interrupted run from its checkpoint: frames up to it
+are decoded but skipped, the tracker continues from its saved state, so the resumed run
+yields the same tracks and hits as an uninterrupted one; unique keys make replayed writes
+no-ops. A completed run is not redone unless ``restart`` is asked for, which clears that
+run's results in one transaction and starts again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from .. import __version__
 from ..config import AppConfig
 from ..decide import decide_track
-from ..errors import CctvIdError, VideoError
+from ..errors import CctvIdError, StoreError, VideoError
+from ..store.records import Checkpoint
+from ..track.state import dump_tracker, load_tracker
 from ..track.tracker import FaceTracker
-from ..types import Track, TrackDecision
+from ..types import Track, TrackDecision, TrackIdentity
 from ..video.source import file_sha256, open_video
 from .evidence import EvidenceWriter
 from .persist import decisions_to_records
@@ -34,8 +47,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunSummary:
     run_id: int
-    status: str
-    frames: int = 0
+    status: str  # completed | failed | interrupted | already_done
+    frames: int = 0  # frames handled by this invocation
     detections: int = 0
     tracks: int = 0
     tracks_identified: int = 0
@@ -47,6 +60,7 @@ class RunSummary:
     video_seconds: float = 0.0
     error: str | None = None
     hit_people: list[str] = field(default_factory=list)
+    resumed_from_frame: int | None = None  # last frame of the checkpoint resumed from
     decode_errors: int = 0  # packets the decoder rejected and that were skipped
     pts_fixes: int = 0  # frames whose missing or out-of-order timestamp was repaired
     incomplete: bool = False  # the file ended early without a decoder error
@@ -56,13 +70,48 @@ class RunSummary:
         return self.video_seconds / self.seconds if self.seconds > 0 else 0.0
 
 
+def results_config_sha256(cfg: AppConfig, start_time: datetime | None, watchlist_generation: int,
+                          camera: str) -> str:
+    """Hash of everything that shapes a run's results (the key for resuming it)."""
+    video = cfg.video.model_dump(mode="json")
+    video.pop("progress", None)
+    video.pop("checkpoint_every_s", None)
+    key = {
+        "detector": cfg.detector.model_dump(mode="json"),
+        "tracker": cfg.tracker.model_dump(mode="json"),
+        "recognizer": cfg.recognizer.model_dump(mode="json"),
+        "decision": cfg.decision.model_dump(mode="json"),
+        "video": video,
+        "camera": camera,
+        "start_time": start_time.isoformat() if start_time else None,
+        "watchlist_generation": watchlist_generation,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _alive_elsewhere(run: dict) -> bool:
+    """Whether another live process on this machine holds ``run`` (recent heartbeat)."""
+    import os
+    from datetime import timezone
+
+    pid = run.get("pid")
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    beat = run.get("heartbeat_at")
+    return beat is not None and (datetime.now(timezone.utc) - beat).total_seconds() < 600
+
+
 class ArchiveJob:
     """Process one file with ready-built stages; ``run`` returns a ``RunSummary``."""
 
     def __init__(self, cfg: AppConfig, repo, detector, encoder, matcher, bands,
-                 data_dir: Path, camera: str = "default",
-                 on_decisions: Callable[[list[TrackDecision]], None] | None = None,
-                 flush_every_tracks: int = 8):
+                 data_dir: Path, camera: str = "default"):
         self.cfg = cfg
         self.repo = repo
         self.detector = detector
@@ -71,98 +120,162 @@ class ArchiveJob:
         self.bands = bands
         self.camera = camera
         self.evidence = EvidenceWriter(Path(data_dir))
-        self.on_decisions = on_decisions
-        self.flush_every_tracks = flush_every_tracks
+        self._stop_requested = False
 
-    def run(self, video_path: str | Path, start_time: datetime | None = None) -> RunSummary:
+    def request_stop(self) -> None:
+        """Stop at the next frame boundary (signal handlers call this)."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------ the run
+    def run(self, video_path: str | Path, start_time: datetime | None = None,
+            restart: bool = False) -> RunSummary:
         """Process the file; the summary's ``status`` says how the run ended.
 
         A file that cannot be opened raises ``VideoError`` before any row is written. A
-        failure or Ctrl-C part-way ends the run as "failed"/"interrupted" with what was
-        found so far stored; only unexpected errors propagate (after closing the run).
+        failure or a stop request part-way ends the run as "failed"/"interrupted" with what
+        was found so far stored; only unexpected errors propagate (after closing the run).
         """
         video_path = Path(video_path)
         t0 = time.perf_counter()
         vcfg = self.cfg.video
-        # Opening validates the file before anything is written to the database.
         source = open_video(video_path, stride=vcfg.stride, start_time=start_time,
                             camera=self.camera, progress=vcfg.progress)
         with source:
-            sha = file_sha256(video_path)
-            source_id = self.repo.get_or_create_source(
-                str(video_path.resolve()), sha, video_path.stat().st_size, source.duration_s)
-            camera_id = self.repo.get_or_create_camera(self.camera)
-            run_id = self.repo.start_run(
-                source_id, camera_id,
-                model_sha256s={
-                    "detector": self.detector.model_sha256,
-                    "recognizer": self.encoder.model_sha256,
-                },
-                config=self.cfg.model_dump(mode="json"),
-                tool_version=__version__,
-                start_time=source.start_time,
-            )
+            run_id, camera_id, checkpoint, done = self._open_run(video_path, source, restart)
             summary = RunSummary(run_id=run_id, status="running")
-            tracker = FaceTracker(self.cfg.tracker, source.fps or 25.0, camera=self.camera)
-            pending: list[Track] = []
-            status, error = "completed", None
-            try:
-                for n, frame in enumerate(source):
-                    if vcfg.max_seconds is not None and frame.pts_s >= vcfg.max_seconds:
-                        break
-                    summary.frames += 1
-                    summary.video_seconds = frame.pts_s
-                    if n % vcfg.detect_every == 0:
-                        dets = self.detector.detect(frame.image, frame.index)
-                        summary.detections += len(dets)
-                        pending += tracker.update(frame, dets)
-                    else:
-                        pending += tracker.advance(frame)
-                    if len(pending) >= self.flush_every_tracks:
-                        self._handle(run_id, camera_id, pending, summary, frame.index)
-                        pending = []
-                if source.fps:
-                    summary.video_seconds += 1.0 / source.fps
-                if source.incomplete and source.decode_errors:
-                    # the file ended in packets the decoder rejected: the rest is lost
-                    status = "failed"
-                    error = (f"{video_path.name}: decoding failed after frame "
-                             f"{source.frames_decoded}: the rest of the file could not be "
-                             f"decoded ({source.decode_errors} packets rejected)")
-            except VideoError as exc:
-                status, error = "failed", str(exc)
-            except KeyboardInterrupt:
-                status, error = "interrupted", "interrupted by the user"
-            except CctvIdError as exc:
-                status, error = "failed", str(exc)
-            except Exception as exc:  # noqa: BLE001 - recorded on the run, then re-raised
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
-                self._close(run_id, camera_id, tracker, pending, summary, status, error)
-                raise
-            self._close(run_id, camera_id, tracker, pending, summary, status, error)
+            # a crash may have left crops of this run half-published: finish or undo them
+            self.evidence.recover(set(self.repo.track_crop_paths(run_id)), run_id)
+            if done:
+                summary.status = "already_done"
+                return summary
+            fps = source.fps or 25.0
+            if checkpoint is not None:
+                tracker = load_tracker(checkpoint.state, self.cfg.tracker, fps, self.camera)
+                summary.resumed_from_frame = checkpoint.frame_index
+                skip_to = checkpoint.frame_index
+            else:
+                tracker, skip_to = FaceTracker(self.cfg.tracker, fps, camera=self.camera), -1
+            status, error = self._loop(source, video_path, run_id, camera_id, tracker, skip_to,
+                                       summary)
+            if status == "completed":
+                self._store(run_id, camera_id, tracker.flush(), summary, None)
+            elif status == "failed":
+                # keep what was found before the failure: hand on every open track
+                try:
+                    self._store(run_id, camera_id, tracker.flush(), summary, None)
+                except CctvIdError as exc:
+                    log.warning("could not store open tracks of failed run %s: %s", run_id, exc)
+            summary.status, summary.error = status, error
+            self.repo.finish_run(run_id, status, error)
             summary.decode_errors = source.decode_errors
             summary.pts_fixes = source.pts_fixes
             summary.incomplete = source.incomplete
         summary.seconds = time.perf_counter() - t0
         return summary
 
-    # ------------------------------------------------------------------ stages
-    def _close(self, run_id, camera_id, tracker, pending, summary, status, error):
-        """Hand on every open track, store what was found, and close the run."""
-        pending = pending + tracker.flush()
-        try:
-            self._handle(run_id, camera_id, pending, summary, None)
-        finally:
-            summary.status, summary.error = status, error
-            self.repo.finish_run(run_id, status, error)
+    def _open_run(self, video_path: Path, source, restart: bool):
+        sha = file_sha256(video_path)
+        models = {"detector": self.detector.model_sha256, "recognizer": self.encoder.model_sha256}
+        config_sha = results_config_sha256(self.cfg, source.start_time, self.matcher.generation,
+                                           self.camera)
+        source_id = self.repo.get_or_create_source(
+            str(video_path.resolve()), sha, video_path.stat().st_size, source.duration_s)
+        camera_id = self.repo.get_or_create_camera(self.camera)
+        done = self.repo.find_completed_run(sha, self.camera, models, config_sha)
+        previous = self.repo.find_resumable_run(sha, self.camera, models, config_sha)
+        if done is not None and not restart:
+            return done["id"], camera_id, None, True
+        if restart and (done or previous):
+            run_id = (done or previous)["id"]
+            self.repo.reset_run(run_id)
+            return run_id, camera_id, None, False
+        if previous is not None:
+            run_id = previous["id"]
+            if previous["status"] == "running" and _alive_elsewhere(previous):
+                raise CctvIdError(f"run {run_id} of this file is being processed right now by "
+                                  f"process {previous['pid']}; wait for it or stop it first")
+            checkpoint = None
+            if previous["status"] == "failed":
+                # a failure stored its open tracks early: replaying would differ, start over
+                self.repo.reset_run(run_id)
+            else:
+                checkpoint = self.repo.get_checkpoint(run_id)
+                self.repo.mark_running(run_id)
+            return run_id, camera_id, checkpoint, False
+        run_id = self.repo.start_run(
+            source_id, camera_id, model_sha256s=models,
+            config=self.cfg.model_dump(mode="json"), tool_version=__version__,
+            start_time=source.start_time, config_sha256=config_sha,
+        )
+        return run_id, camera_id, None, False
 
-    def _handle(self, run_id, camera_id, tracks: list[Track], summary: RunSummary,
-                frame_index: int | None):
-        """Recognise, decide and store a batch of finished tracks in one transaction."""
+    def _loop(self, source, video_path, run_id, camera_id, tracker, skip_to, summary):
+        vcfg = self.cfg.video
+        pending: list[Track] = []
+        last_checkpoint_s = None
+        frame = None
+        try:
+            for frame in source:
+                if vcfg.max_seconds is not None and frame.pts_s >= vcfg.max_seconds:
+                    break
+                summary.video_seconds = frame.pts_s + (1.0 / source.fps if source.fps else 0.0)
+                if frame.index <= skip_to:
+                    continue  # handled before the checkpoint this run resumed from
+                summary.frames += 1
+                if (frame.index // vcfg.stride) % vcfg.detect_every == 0:
+                    dets = self.detector.detect(frame.image, frame.index)
+                    summary.detections += len(dets)
+                    pending += tracker.update(frame, dets)
+                else:
+                    pending += tracker.advance(frame)
+                if last_checkpoint_s is None:
+                    last_checkpoint_s = frame.pts_s
+                if (pending or self._stop_requested
+                        or frame.pts_s - last_checkpoint_s >= vcfg.checkpoint_every_s):
+                    self._store(run_id, camera_id, pending, summary, (frame, tracker))
+                    pending, last_checkpoint_s = [], frame.pts_s
+                if self._stop_requested:
+                    return "interrupted", f"interrupted after frame {frame.index}"
+        except VideoError as exc:
+            return "failed", str(exc)
+        except KeyboardInterrupt:
+            return "interrupted", "interrupted by the user"
+        except (StoreError, CctvIdError) as exc:
+            return "failed", str(exc)
+        if source.incomplete and source.decode_errors:
+            return "failed", (f"{video_path.name}: decoding failed after frame "
+                              f"{source.frames_decoded}: the rest of the file could not be "
+                              f"decoded ({source.decode_errors} packets rejected)")
+        if pending:
+            self._store(run_id, camera_id, pending, summary, (frame, tracker))
+        return "completed", None
+
+    # ------------------------------------------------------------------ one transaction
+    def _store(self, run_id, camera_id, tracks: list[Track], summary: RunSummary, at):
+        """Recognise, decide and store finished tracks — with a checkpoint at frame
+        ``at = (frame, tracker)`` when given — in one transaction, then publish crops."""
+        decisions = self._decide(tracks)
+        kept = [d for d in decisions if d.status != "too_short"]
+        crops = {d.identity.track.track_id: self.evidence.write_pending(run_id, d.identity.track)
+                 for d in kept}
+        records = decisions_to_records(kept, crops)
+        checkpoint = progress = None
+        if at is not None and at[0] is not None:
+            frame, tracker = at
+            checkpoint = Checkpoint(frame.index, frame.pts_s, dump_tracker(tracker))
+            progress = (summary.frames, frame.index)
+        try:
+            self.repo.save_track_results(run_id, camera_id, records, checkpoint=checkpoint,
+                                         progress=progress)
+        except Exception:
+            self.evidence.discard_pending([c for c in crops.values() if c])
+            raise
+        self.evidence.publish([c for c in crops.values() if c])
+        self._count(decisions, summary)
+
+    def _decide(self, tracks: list[Track]) -> list[TrackDecision]:
         if not tracks:
-            if frame_index is not None:
-                self.repo.update_run_progress(run_id, summary.frames, frame_index)
-            return
+            return []
         tcfg, dcfg = self.cfg.tracker, self.cfg.decision
         eligible = [t for t in tracks
                     if t.n_detections >= tcfg.min_detections and t.max_face_px >= dcfg.min_identify_px]
@@ -170,21 +283,15 @@ class ArchiveJob:
             eligible, self.encoder, self.cfg.recognizer.batch_size)}
         decisions = []
         for track in tracks:
-            identity = identities.get(track.track_id)
-            if identity is None:
-                from ..types import TrackIdentity
-                identity = TrackIdentity(track, None, self.encoder.name, 0.0)
-            matches = self.matcher.match(track.track_id, identity.embedding) \
-                if identity.embedding is not None else []
+            identity = identities.get(track.track_id) or TrackIdentity(track, None, self.encoder.name, 0.0)
+            matches = (self.matcher.match(track.track_id, identity.embedding)
+                       if identity.embedding is not None else [])
             decisions.append(decide_track(identity, matches, self.bands, dcfg,
                                           min_detections=tcfg.min_detections))
-        kept = [d for d in decisions if d.status != "too_short"]
-        crops = {d.identity.track.track_id: self.evidence.save_best_shot(run_id, d.identity.track)
-                 for d in kept}
-        records = decisions_to_records(kept, crops)
-        self.repo.save_track_results(run_id, camera_id, records)
-        if frame_index is not None:
-            self.repo.update_run_progress(run_id, summary.frames, frame_index)
+        return decisions
+
+    @staticmethod
+    def _count(decisions: list[TrackDecision], summary: RunSummary) -> None:
         for d in decisions:
             summary.tracks += 1
             if d.status == "too_short":
@@ -195,5 +302,3 @@ class ArchiveJob:
             summary.too_small += d.status == "too_small"
             summary.hits += len(d.hits)
             summary.hit_people += [h.person_name for h in d.hits]
-        if self.on_decisions:
-            self.on_decisions(decisions)

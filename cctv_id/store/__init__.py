@@ -4,7 +4,7 @@ The :class:`Repository` is the only holder of a database session; everything els
 it with plain records.
 """
 
-from cctv_id.store.records import HitRecord, TrackRecord, WatchlistData
+from cctv_id.store.records import Checkpoint, HitRecord, TrackRecord, WatchlistData
 from cctv_id.store.repository import Repository
 
-__all__ = ["HitRecord", "Repository", "TrackRecord", "WatchlistData"]
+__all__ = ["Checkpoint", "HitRecord", "Repository", "TrackRecord", "WatchlistData"]

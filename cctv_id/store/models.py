@@ -113,6 +113,7 @@ class Run(Base):
         Index(None, "source_id"),
         Index(None, "camera_id"),
         Index(None, "status"),
+        Index(None, "config_sha256"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,6 +129,27 @@ class Run(Base):
     config: Mapped[dict] = mapped_column(JSON)
     tool_version: Mapped[str] = mapped_column(String(64))
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # sha256 of the resolved config: with the source, camera and model hashes, the key under
+    # which an unfinished run is found again to resume it (0002)
+    config_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the process that runs it and when it last showed life: tells a live run from a dead one
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RunCheckpoint(Base):
+    """Where a run can resume: the last frame whose results are stored, and the caller's
+    opaque state (e.g. the serialised tracker) at that frame. One row per run, replaced
+    in the same transaction as the tracks and hits it accounts for."""
+
+    __tablename__ = "run_checkpoints"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    pts_s: Mapped[float] = mapped_column(Double)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    state_sha256: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Person(Base):

@@ -125,6 +125,23 @@ class TrackRecord:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """Where a run can resume: every result up to ``frame_index`` (inclusive) is stored, and
+    ``state`` is the caller's opaque serialised state (e.g. the tracker's) at that frame.
+
+    The store keeps the bytes as they are, with their sha256 to detect corruption.
+    """
+
+    frame_index: int
+    pts_s: float
+    state: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.state, (bytes, bytearray, memoryview)):
+            raise TypeError(f"Checkpoint.state must be bytes, got {type(self.state).__name__}")
+
+
+@dataclass(frozen=True)
 class WatchlistData:
     """Every enrolment of one recogniser, in one consistent read (one row per enrolment)."""
 

@@ -4,16 +4,25 @@ Every public method is one short transaction and returns plain values (ints, dic
 dataclasses, numpy arrays), never ORM objects. SQLite and PostgreSQL behave the same:
 idempotent writes use the dialect's ``INSERT ... ON CONFLICT DO NOTHING``; datetimes go in
 and come out as timezone-aware UTC.
+
+Transient failures are retried: a SQLite database locked by another process, a PostgreSQL
+server that is unreachable, restarting or dropped the connection. Each transaction is a
+function of its session (``body(s)``) that :meth:`Repository._transact` runs again from
+scratch, with exponential backoff, until it commits or the ``retry_seconds`` budget is spent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import math
+import os
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from alembic.util import CommandError
@@ -30,7 +39,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -47,17 +64,46 @@ from cctv_id.store.models import (
     Meta,
     Person,
     Run,
+    RunCheckpoint,
     Source,
     TrackRow,
     to_utc,
     utcnow,
 )
-from cctv_id.store.records import HitRecord, TrackRecord, WatchlistData
+from cctv_id.store.records import Checkpoint, HitRecord, TrackRecord, WatchlistData
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
+
+DEFAULT_RETRY_SECONDS = 30.0
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+_BACKOFF_FIRST_S = 0.2
+_BACKOFF_MAX_S = 5.0
+_PG_CONNECT_TIMEOUT_MAX_S = 10
 _MAX_NAMES_IN_MESSAGE = 20
+RESUMABLE_STATUSES = ("running", "interrupted", "failed")
+_KIND_TEXT = {
+    "locked": "database is locked by another process",
+    "unreachable": "database unreachable",
+    "busy": "database busy",
+}
+
+# PostgreSQL SQLSTATEs worth another try: connection exceptions (08), the server shutting
+# down or starting (57P), serialization failure / deadlock (40), too many connections and
+# other shortages (53), lock not available (55P03).
+_PG_UNREACHABLE_SQLSTATES = ("08", "57P")
+_PG_BUSY_SQLSTATES = ("40", "53", "55P03")
+# A server-reported FATAL at connect is permanent (unknown database, role, bad password)
+# except for these passing states.
+_PG_TRANSIENT_FATAL = (
+    "starting up",
+    "shutting down",
+    "recovery mode",
+    "not yet accepting connections",
+    "too many",
+    "terminating connection",
+)
 
 
 def _first_line(text: str) -> str:
@@ -85,6 +131,15 @@ def _unblob(data: bytes | None, dim: int | None) -> np.ndarray | None:
     return arr
 
 
+def _sha256_or_none(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"{what} must be 64 hex digits, got {value!r}")
+    return value
+
+
 def _bbox(b) -> tuple[float, float, float, float] | None:
     if b is None:
         return None
@@ -100,9 +155,28 @@ class Repository:
     Opening creates the SQLite file's folder if needed and migrates the schema to the latest
     revision. Failures to reach or use the database raise :class:`StoreError` with a one-line
     message that never contains the password.
+
+    ``retry_seconds``: how long a transaction (and the opening migration) keeps retrying
+    transient failures (SQLite locked by another process, PostgreSQL unreachable or dropping
+    the connection), with exponential backoff from 0.2 s, before giving up; 0 = never retry.
+    ``busy_timeout_s``: SQLite's own wait for a lock within one attempt (``PRAGMA busy_timeout``).
     """
 
-    def __init__(self, url: str, *, migrate_schema: bool = True, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        echo: bool = False,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    ) -> None:
+        if not (retry_seconds >= 0 and math.isfinite(retry_seconds)):
+            raise ValueError(f"retry_seconds must be a finite number >= 0, got {retry_seconds!r}")
+        if not (busy_timeout_s >= 0 and math.isfinite(busy_timeout_s)):
+            raise ValueError(f"busy_timeout_s must be a finite number >= 0, got {busy_timeout_s!r}")
+        self.retry_seconds = float(retry_seconds)
+        self.busy_timeout_s = float(busy_timeout_s)
         try:
             self._url: URL = make_url(url)
         except (ArgumentError, ValueError) as e:
@@ -115,8 +189,14 @@ class Repository:
         self._write_engine = self._engine.execution_options(cctv_write=True)
         if migrate_schema:
             try:
-                migrate.upgrade(self._engine)
-            except (SQLAlchemyError, CommandError) as e:
+                self._retrying(
+                    lambda: migrate.upgrade(self._engine),
+                    fail=lambda e: f"cannot open database {self.safe_url}: {self._describe(e)}",
+                )
+            except StoreError:
+                self._engine.dispose()
+                raise
+            except CommandError as e:
                 self._engine.dispose()
                 raise StoreError(f"cannot open database {self.safe_url}: {self._describe(e)}") from None
 
@@ -150,6 +230,15 @@ class Repository:
                     ) from None
         else:
             kwargs["pool_pre_ping"] = True
+            if url.get_backend_name() == "postgresql" and url.get_driver_name() in (
+                "psycopg",
+                "psycopg2",
+            ) and "connect_timeout" not in url.query:
+                # libpq waits for the OS's TCP timeout (minutes) on a silent host; the retry
+                # loop, not one connect, should spend the budget
+                kwargs["connect_args"] = {
+                    "connect_timeout": max(2, min(_PG_CONNECT_TIMEOUT_MAX_S, math.ceil(self.retry_seconds)))
+                }
         try:
             engine = create_engine(url, **kwargs)
         except NoSuchModuleError:
@@ -159,13 +248,14 @@ class Repository:
             raise StoreError(f"cannot use database URL {self.safe_url}: {_first_line(str(e))}") from None
         if is_sqlite:
             in_memory = kwargs.get("poolclass") is StaticPool
+            busy_ms = int(round(self.busy_timeout_s * 1000))
 
             @event.listens_for(engine, "connect")
             def _sqlite_connect(dbapi_conn, _record) -> None:
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
                 if not in_memory:
                     cur.execute("PRAGMA journal_mode=WAL")
                     cur.execute("PRAGMA synchronous=NORMAL")
@@ -187,14 +277,84 @@ class Repository:
             msg = msg.replace(self._password, "***")
         return msg
 
-    @contextmanager
-    def _tx(self, write: bool = False) -> Iterator[Session]:
+    def _transact(self, body: Callable[[Session], T], write: bool = False) -> T:
+        """Run ``body(session)`` in ONE transaction and commit; return what it returns.
+
+        Transient failures roll back and run ``body`` again from scratch (see
+        :meth:`_retrying`), so ``body`` must not change anything outside its session (it may
+        read the enclosing method's arguments). Other database errors: :class:`StoreError`.
+        Exceptions that ``body`` raises itself (NotFoundError, ValueError) roll back and pass.
+        """
         engine = self._write_engine if write else self._engine
-        try:
+
+        def attempt() -> T:
             with Session(engine, expire_on_commit=False) as session, session.begin():
-                yield session
-        except SQLAlchemyError as e:
-            raise StoreError(f"database error ({self.safe_url}): {self._describe(e)}") from e
+                return body(session)
+
+        return self._retrying(attempt)
+
+    def _retrying(self, attempt: Callable[[], T], fail: Callable[[SQLAlchemyError], str] | None = None) -> T:
+        """``attempt()``, repeated on transient database errors with exponential backoff
+        (0.2 s doubling up to 5 s, with jitter) until ``retry_seconds`` have passed.
+
+        Gives up with a one-line :class:`StoreError` ("database is locked by another process
+        (gave up after 30 s): URL", "database unreachable (gave up after 30 s): URL — reason").
+        A non-transient error raises at once: ``fail(e)`` or "database error (URL): reason".
+        """
+        start = time.monotonic()
+        delay = _BACKOFF_FIRST_S
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return attempt()
+            except SQLAlchemyError as e:
+                kind = self._transient_kind(e)
+                if kind is None:
+                    msg = fail(e) if fail else f"database error ({self.safe_url}): {self._describe(e)}"
+                    raise StoreError(msg) from e
+                remaining = self.retry_seconds - (time.monotonic() - start)
+                if remaining <= 0:
+                    raise StoreError(self._gave_up(kind, e)) from e
+                if attempts == 1:
+                    log.warning(
+                        "%s: %s (%s); retrying for up to %g s",
+                        _KIND_TEXT[kind], self.safe_url, self._describe(e), self.retry_seconds,
+                    )
+                else:
+                    log.debug("attempt %d failed (%s): %s", attempts, kind, self._describe(e))
+                time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    def _transient_kind(self, e: SQLAlchemyError) -> str | None:
+        """"locked" (SQLite), "unreachable" / "busy" (server), or None: not worth retrying."""
+        if isinstance(e, DisconnectionError):
+            return "unreachable"
+        if not isinstance(e, DBAPIError):
+            return None
+        msg = str(e.orig if e.orig is not None else e).lower()
+        if self.dialect == "sqlite":
+            if isinstance(e, OperationalError) and ("locked" in msg or "busy" in msg):
+                return "locked"
+            return None
+        if e.connection_invalidated:
+            return "unreachable"
+        if not isinstance(e, (OperationalError, InterfaceError)):
+            return None
+        code = getattr(e.orig, "sqlstate", None) or getattr(e.orig, "pgcode", None)
+        if code:
+            if code.startswith(_PG_UNREACHABLE_SQLSTATES):
+                return "unreachable"
+            if code.startswith(_PG_BUSY_SQLSTATES):
+                return "busy"
+            return None
+        if "fatal:" in msg and not any(p in msg for p in _PG_TRANSIENT_FATAL):
+            return None  # e.g. unknown database or role, failed authentication
+        return "unreachable"
+
+    def _gave_up(self, kind: str, e: BaseException) -> str:
+        head = f"{_KIND_TEXT[kind]} (gave up after {self.retry_seconds:g} s): {self.safe_url}"
+        return head if kind == "locked" else f"{head} — {self._describe(e)}"
 
     def close(self) -> None:
         self._engine.dispose()
@@ -254,9 +414,12 @@ class Repository:
 
     def get_or_create_camera(self, name: str) -> int:
         name = self._name(name, "camera")
-        with self._tx(write=True) as s:
+
+        def body(s: Session):
             self._insert_ignore(s, Camera, {"name": name, "created_at": utcnow()}, ["name"])
             return s.execute(select(Camera.id).where(Camera.name == name)).scalar_one()
+
+        return self._transact(body, write=True)
 
     def get_or_create_source(
         self, path: str, sha256: str, size_bytes: int, duration_s: float | None = None
@@ -265,7 +428,8 @@ class Repository:
         sha256 = sha256.strip().lower()
         if len(sha256) != 64:
             raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
-        with self._tx(write=True) as s:
+
+        def body(s: Session):
             self._insert_ignore(
                 s,
                 Source,
@@ -283,6 +447,8 @@ class Repository:
                 s.execute(update(Source).where(Source.id == row.id).values(path=str(path)))
             return row.id
 
+        return self._transact(body, write=True)
+
     def start_run(
         self,
         source_id: int,
@@ -291,13 +457,22 @@ class Repository:
         config: dict,
         tool_version: str,
         start_time: datetime | None = None,
+        config_sha256: str | None = None,
     ) -> int:
+        """A new run, status "running", owned by this process (``pid``, ``heartbeat_at``).
+
+        ``config_sha256``: hash of the resolved config; with the source, camera and
+        ``model_sha256s`` it is the key :meth:`find_resumable_run` looks runs up by.
+        """
         start_time = to_utc(start_time, "start_time")
-        with self._tx(write=True) as s:
+        config_sha256 = _sha256_or_none(config_sha256, "config_sha256")
+
+        def body(s: Session) -> int:
+            now = utcnow()
             run = Run(
                 source_id=source_id,
                 camera_id=camera_id,
-                started_at=utcnow(),
+                started_at=now,
                 status="running",
                 frames_processed=0,
                 last_frame_index=None,
@@ -305,26 +480,39 @@ class Repository:
                 config=dict(config),
                 tool_version=str(tool_version),
                 start_time=start_time,
+                config_sha256=config_sha256,
+                pid=os.getpid(),
+                heartbeat_at=now,
             )
             s.add(run)
             s.flush()
             return run.id
 
+        return self._transact(body, write=True)
+
     def update_run_progress(self, run_id: int, frames_processed: int, last_frame_index: int) -> None:
-        with self._tx(write=True) as s:
-            res = s.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(frames_processed=int(frames_processed), last_frame_index=int(last_frame_index))
-            )
-            if res.rowcount == 0:
-                raise NotFoundError(f"unknown run {run_id}")
+        """Record progress (and a heartbeat: the run's process is alive)."""
+        self._transact(
+            lambda s: self._set_progress(s, run_id, (frames_processed, last_frame_index)), write=True
+        )
+
+    @staticmethod
+    def _set_progress(s: Session, run_id: int, progress: tuple[int, int] | None) -> None:
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if progress is not None:
+            frames_processed, last_frame_index = progress
+            values["frames_processed"] = int(frames_processed)
+            values["last_frame_index"] = None if last_frame_index is None else int(last_frame_index)
+        res = s.execute(update(Run).where(Run.id == run_id).values(**values))
+        if res.rowcount == 0:
+            raise NotFoundError(f"unknown run {run_id}")
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         """Close a run as "completed", "failed" or "interrupted". Saved tracks and hits stay."""
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"finish_run: status must be completed, failed or interrupted, not {status!r}")
-        with self._tx(write=True) as s:
+
+        def body(s: Session) -> None:
             res = s.execute(
                 update(Run)
                 .where(Run.id == run_id)
@@ -333,12 +521,76 @@ class Repository:
             if res.rowcount == 0:
                 raise NotFoundError(f"unknown run {run_id}")
 
+        self._transact(body, write=True)
+
+    def mark_running(self, run_id: int) -> None:
+        """Take an unfinished run over to resume it: status "running", no error, not finished,
+        owned by this process (``pid``) with a fresh heartbeat. Its results stay."""
+
+        def body(s: Session) -> None:
+            res = s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status="running", error=None, finished_at=None, pid=os.getpid(), heartbeat_at=utcnow())
+            )
+            if res.rowcount == 0:
+                raise NotFoundError(f"unknown run {run_id}")
+
+        self._transact(body, write=True)
+
+    def reset_run(self, run_id: int) -> list[str]:
+        """Start a run again from nothing (``--restart``), in ONE transaction: its hits, tracks
+        and checkpoint are deleted and it becomes "running" (no error, no progress, started
+        now, owned by this process). The run keeps its id and provenance.
+
+        Returns the crop paths the deleted rows referenced (sorted, distinct), so the caller
+        can remove the files once this has committed.
+        """
+
+        def body(s: Session) -> list[str]:
+            now = utcnow()
+            res = s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status="running",
+                    error=None,
+                    frames_processed=0,
+                    last_frame_index=None,
+                    started_at=now,
+                    finished_at=None,
+                    pid=os.getpid(),
+                    heartbeat_at=now,
+                )
+            )
+            if res.rowcount == 0:
+                raise NotFoundError(f"unknown run {run_id}")
+            crops = set(
+                s.execute(
+                    select(TrackRow.crop_path).where(TrackRow.run_id == run_id, TrackRow.crop_path.is_not(None))
+                ).scalars()
+            )
+            crops.update(
+                s.execute(
+                    select(HitRow.crop_path).where(HitRow.run_id == run_id, HitRow.crop_path.is_not(None))
+                ).scalars()
+            )
+            s.execute(delete(HitRow).where(HitRow.run_id == run_id))
+            s.execute(delete(TrackRow).where(TrackRow.run_id == run_id))
+            s.execute(delete(RunCheckpoint).where(RunCheckpoint.run_id == run_id))
+            return sorted(crops)
+
+        return self._transact(body, write=True)
+
     def get_run(self, run_id: int) -> dict:
-        with self._tx() as s:
+
+        def body(s: Session) -> dict:
             row = s.execute(self._runs_query().where(Run.id == run_id)).one_or_none()
             if row is None:
                 raise NotFoundError(f"unknown run {run_id}")
             return self._run_dict(row)
+
+        return self._transact(body)
 
     def list_runs(
         self, source_id: int | None = None, camera: str | None = None, status: str | None = None
@@ -351,8 +603,58 @@ class Repository:
             q = q.where(Camera.name == camera)
         if status is not None:
             q = q.where(Run.status == status)
-        with self._tx() as s:
-            return [self._run_dict(r) for r in s.execute(q.order_by(Run.id.desc()))]
+        return self._transact(lambda s: [self._run_dict(r) for r in s.execute(q.order_by(Run.id.desc()))])
+
+    def find_resumable_run(
+        self, source_sha256: str, camera: str, model_sha256s: dict, config_sha256: str
+    ) -> dict | None:
+        """The newest unfinished run ("running", "interrupted" or "failed") of this source
+        and camera with the same model hashes and config hash (as :meth:`get_run`), or None.
+
+        A "running" run may still be alive in another process: compare its ``pid`` and
+        ``heartbeat_at`` before taking it over.
+        """
+        return self._find_run(source_sha256, camera, model_sha256s, config_sha256, RESUMABLE_STATUSES)
+
+    def find_completed_run(
+        self, source_sha256: str, camera: str, model_sha256s: dict, config_sha256: str
+    ) -> dict | None:
+        """The newest "completed" run with the same key as :meth:`find_resumable_run`, or None."""
+        return self._find_run(source_sha256, camera, model_sha256s, config_sha256, ("completed",))
+
+    def _find_run(
+        self,
+        source_sha256: str,
+        camera: str,
+        model_sha256s: dict,
+        config_sha256: str,
+        statuses: tuple[str, ...],
+    ) -> dict | None:
+        source_sha256 = str(source_sha256).strip().lower()
+        config_sha256 = _sha256_or_none(config_sha256, "config_sha256")
+        if config_sha256 is None:
+            raise ValueError("config_sha256 is required to find a run")
+        wanted = dict(model_sha256s)
+        q = (
+            self._runs_query()
+            .where(
+                Source.sha256 == source_sha256,
+                Camera.name == camera,
+                Run.config_sha256 == config_sha256,
+                Run.status.in_(statuses),
+            )
+            .order_by(Run.id.desc())
+        )
+
+        def body(s: Session) -> dict | None:
+            # model hashes are JSON: compared here, portably, on the few runs of that key
+            for row in s.execute(q):
+                run = self._run_dict(row)
+                if run["model_sha256s"] == wanted:
+                    return run
+            return None
+
+        return self._transact(body)
 
     @staticmethod
     def _runs_query():
@@ -380,9 +682,60 @@ class Repository:
             "last_frame_index": run.last_frame_index,
             "model_sha256s": dict(run.model_sha256s or {}),
             "config": dict(run.config or {}),
+            "config_sha256": run.config_sha256,
             "tool_version": run.tool_version,
             "start_time": run.start_time,
+            "pid": run.pid,
+            "heartbeat_at": run.heartbeat_at,
         }
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def get_checkpoint(self, run_id: int) -> Checkpoint | None:
+        """The run's checkpoint (saved by :meth:`save_track_results`), or None.
+
+        The state's sha256 is verified: a mismatch raises :class:`StoreError`.
+        """
+
+        def body(s: Session):
+            return s.execute(
+                select(
+                    RunCheckpoint.frame_index,
+                    RunCheckpoint.pts_s,
+                    RunCheckpoint.state,
+                    RunCheckpoint.state_sha256,
+                ).where(RunCheckpoint.run_id == run_id)
+            ).one_or_none()
+
+        row = self._transact(body)
+        if row is None:
+            return None
+        state = bytes(row.state)
+        if hashlib.sha256(state).hexdigest() != row.state_sha256:
+            raise StoreError(f"checkpoint of run {run_id} is corrupt (state sha256 mismatch)")
+        return Checkpoint(frame_index=int(row.frame_index), pts_s=float(row.pts_s), state=state)
+
+    def _upsert_checkpoint(self, s: Session, run_id: int, cp: Checkpoint) -> None:
+        state = bytes(cp.state)
+        values = {
+            "frame_index": int(cp.frame_index),
+            "pts_s": float(cp.pts_s),
+            "state": state,
+            "state_sha256": hashlib.sha256(state).hexdigest(),
+            "updated_at": utcnow(),
+        }
+        name = s.get_bind().dialect.name
+        if name in ("sqlite", "postgresql"):
+            if name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            stmt = dialect_insert(RunCheckpoint.__table__).values(run_id=run_id, **values)
+            s.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
+            return
+        res = s.execute(update(RunCheckpoint).where(RunCheckpoint.run_id == run_id).values(**values))
+        if res.rowcount == 0:
+            s.execute(RunCheckpoint.__table__.insert().values(run_id=run_id, **values))
 
     # ------------------------------------------------------------------ persons & watchlist
 
@@ -396,16 +749,22 @@ class Repository:
     def add_person(self, name: str) -> int:
         """Get or create a person; adding a person alone does not change the watchlist."""
         name = self._name(name, "person")
-        with self._tx(write=True) as s:
+
+        def body(s: Session):
             return self._person_id(s, name)
+
+        return self._transact(body, write=True)
 
     def _person_id(self, s: Session, name: str) -> int:
         self._insert_ignore(s, Person, {"name": name, "created_at": utcnow()}, ["name"])
         return s.execute(select(Person.id).where(Person.name == name)).scalar_one()
 
     def person_exists(self, name: str) -> bool:
-        with self._tx() as s:
+
+        def body(s: Session):
             return s.execute(select(Person.id).where(Person.name == name.strip())).first() is not None
+
+        return self._transact(body)
 
     def add_enrolment(
         self,
@@ -441,8 +800,9 @@ class Repository:
             name = self._name(it["person_name"], "person")
             blob, dim = _blob(it["embedding"], f"enrolment of {name}")
             prepared.append((name, it, blob, dim))
-        ids = []
-        with self._tx(write=True) as s:
+
+        def body(s: Session) -> list[int]:
+            ids = []  # inside: a retried transaction starts again from scratch
             any_new = False
             for name, it, blob, dim in prepared:
                 person_id = self._person_id(s, name)
@@ -475,7 +835,9 @@ class Repository:
                 )
             if any_new:
                 self._bump_generation(s)
-        return ids
+            return ids
+
+        return self._transact(body, write=True)
 
     def remove_enrolments(self, person_name: str, model: str | None = None) -> int:
         """Take a person off the watchlist (for ``model``, or for every model).
@@ -483,7 +845,7 @@ class Repository:
         The person and their past hits stay (evidence is never erased by this). Returns the
         number of enrolments removed; bumps the generation when that is not zero.
         """
-        with self._tx(write=True) as s:
+        def body(s: Session):
             person_id = s.execute(select(Person.id).where(Person.name == person_name)).scalar()
             if person_id is None:
                 raise self._unknown_person(s, person_name)
@@ -494,6 +856,8 @@ class Repository:
             if n:
                 self._bump_generation(s)
             return n
+
+        return self._transact(body, write=True)
 
     @staticmethod
     def _bump_generation(s: Session) -> None:
@@ -512,12 +876,15 @@ class Repository:
         return int(value) if value is not None else 0
 
     def watchlist_generation(self) -> int:
-        with self._tx() as s:
+
+        def body(s: Session):
             return self._generation(s)
+
+        return self._transact(body)
 
     def watchlist(self, model: str) -> WatchlistData:
         """All enrolments for ``model`` (one row per enrolment, ordered by person then id)."""
-        with self._tx() as s:
+        def body(s: Session):
             generation = self._generation(s)
             rows = s.execute(
                 select(Enrolment.person_id, Person.name, Enrolment.embedding, Enrolment.dim)
@@ -525,6 +892,9 @@ class Repository:
                 .where(Enrolment.model == model)
                 .order_by(Enrolment.person_id, Enrolment.id)
             ).all()
+            return generation, rows
+
+        generation, rows = self._transact(body)
         if not rows:
             return WatchlistData(generation, np.zeros((0,), np.int64), [], np.zeros((0, 0), np.float32))
         dims = {r.dim for r in rows}
@@ -559,11 +929,14 @@ class Repository:
             .outerjoin(hits, hits.c.person_id == Person.id)
             .order_by(Person.name)
         )
-        with self._tx() as s:
+
+        def body(s: Session):
             return [
                 {"name": r[0], "n_photos": int(r[1]), "n_hits": int(r[2]), "created_at": r[3]}
                 for r in s.execute(q)
             ]
+
+        return self._transact(body)
 
     def _unknown_person(self, s: Session, name: str) -> NotFoundError:
         names = list(s.execute(select(Person.name).order_by(Person.name)).scalars())
@@ -578,15 +951,27 @@ class Repository:
 
     # ------------------------------------------------------------------ tracks & hits
 
-    def save_track_results(self, run_id: int, camera_id: int, records: list[TrackRecord]) -> None:
-        """Store a batch of finished tracks and their hits in ONE transaction.
+    def save_track_results(
+        self,
+        run_id: int,
+        camera_id: int,
+        records: list[TrackRecord],
+        checkpoint: Checkpoint | None = None,
+        progress: tuple[int, int] | None = None,
+    ) -> None:
+        """Store a batch of finished tracks and their hits in ONE transaction, together with
+        the run's ``checkpoint`` (replacing the previous one) and ``progress``
+        (frames_processed, last_frame_index) when given, and a heartbeat: either all of it is
+        stored or none of it, so a checkpoint never runs ahead of or behind the results.
 
         Idempotent: a (run_id, track_key) already stored is kept as it is (not updated), and
         a (run_id, track, person) hit already stored is skipped.
         """
         records = list(records)
-        if not records:
+        if not records and checkpoint is None and progress is None:
             return
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            raise TypeError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
         track_rows = []
         keys = set()
         for r in records:
@@ -629,7 +1014,14 @@ class Repository:
                 }
             )
         hit_rows_by_key = {r.track_key: [self._hit_row(run_id, h) for h in r.hits] for r in records}
-        with self._tx(write=True) as s:
+
+        def body(s: Session) -> None:
+            if checkpoint is not None or progress is not None:
+                self._set_progress(s, run_id, progress)  # NotFoundError for an unknown run
+            if checkpoint is not None:
+                self._upsert_checkpoint(s, run_id, checkpoint)
+            if not track_rows:
+                return
             self._insert_ignore(s, TrackRow, track_rows, ["run_id", "track_key"])
             ids = dict(
                 s.execute(
@@ -644,6 +1036,30 @@ class Repository:
                     row["track_id"] = ids[key]
                     hit_rows.append(row)
             self._insert_ignore(s, HitRow, hit_rows, ["run_id", "track_id", "person_id"])
+
+        self._transact(body, write=True)
+
+    def track_crop_paths(self, run_id: int | None = None) -> list[str]:
+        """Every crop path that tracks or hits reference (of one run, or of all), sorted and
+        distinct: for a checker that matches the database against the crop files."""
+        tq = select(TrackRow.crop_path).where(TrackRow.crop_path.is_not(None))
+        hq = select(HitRow.crop_path).where(HitRow.crop_path.is_not(None))
+        if run_id is not None:
+            tq = tq.where(TrackRow.run_id == run_id)
+            hq = hq.where(HitRow.run_id == run_id)
+        q = tq.union(hq)
+        return sorted(self._transact(lambda s: list(s.execute(q).scalars())))
+
+    def clear_crop_path(self, crop_path: str) -> int:
+        """Forget a crop file (e.g. found missing): set crop_path to NULL on every track and
+        hit that references it, in one transaction. Returns the number of rows changed."""
+
+        def body(s: Session) -> int:
+            n = s.execute(update(TrackRow).where(TrackRow.crop_path == crop_path).values(crop_path=None)).rowcount
+            n += s.execute(update(HitRow).where(HitRow.crop_path == crop_path).values(crop_path=None)).rowcount
+            return int(n or 0)
+
+        return self._transact(body, write=True)
 
     @staticmethod
     def _hit_row(run_id: int, h: HitRecord) -> dict:
@@ -723,7 +1139,8 @@ class Repository:
         )
         if limit is not None:
             q = q.limit(int(limit))
-        with self._tx() as s:
+
+        def body(s: Session):
             if person is not None and not s.execute(
                 select(Person.id).where(Person.name == person)
             ).first():
@@ -733,7 +1150,9 @@ class Repository:
             ).first():
                 names = list(s.execute(select(Camera.name).order_by(Camera.name)).scalars())
                 raise NotFoundError(f"unknown camera {camera!r}; known: {self._names_list(names)}")
-            rows = s.execute(q).all()
+            return s.execute(q).all()
+
+        rows = self._transact(body)
         out = []
         for h, person_name, camera_name, track_key, source_path in rows:
             out.append(
@@ -776,8 +1195,11 @@ class Repository:
                 raise ValueError(f"unknown track status {status!r}; one of {', '.join(TRACK_STATUSES)}")
             q = q.where(TrackRow.status == status)
         q = q.order_by(TrackRow.run_id, TrackRow.track_key)
-        with self._tx() as s:
-            rows = s.execute(q).all()
+
+        def body(s: Session):
+            return s.execute(q).all()
+
+        rows = self._transact(body)
         out = []
         for t, camera_name in rows:
             bbox = None if t.bbox_x1 is None else [t.bbox_x1, t.bbox_y1, t.bbox_x2, t.bbox_y2]
@@ -818,5 +1240,8 @@ class Repository:
         table = TABLES.get(table_name)
         if table is None:
             raise ValueError(f"unknown table {table_name!r}; one of {', '.join(sorted(TABLES))}")
-        with self._tx() as s:
+
+        def body(s: Session):
             return int(s.execute(select(func.count()).select_from(table)).scalar_one())
+
+        return self._transact(body)

@@ -23,7 +23,6 @@ scipy.
 from __future__ import annotations
 
 import heapq
-import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -73,8 +72,8 @@ class FaceTracker:
         self.camera = camera
         self._live: list[_LiveTrack] = []
         self._closing: list[_LiveTrack] = []  # ended, still inside the re-link window
-        self._ids = itertools.count(1)
-        self._seq = itertools.count()
+        self._next_id = 1
+        self._next_seq = 0
         self.n_relinked = 0
 
     # ------------------------------------------------------------------ public API
@@ -114,7 +113,30 @@ class FaceTracker:
         self._closing, self._live = [], []
         return sorted(done, key=lambda t: t.track_id)
 
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """Everything needed to continue exactly where this tracker is (see track/state.py)."""
+        return {
+            "live": self._live,
+            "closing": self._closing,
+            "next_id": self._next_id,
+            "next_seq": self._next_seq,
+            "n_relinked": self.n_relinked,
+        }
+
+    def restore(self, state: dict) -> None:
+        self._live = list(state["live"])
+        self._closing = list(state["closing"])
+        self._next_id = int(state["next_id"])
+        self._next_seq = int(state["next_seq"])
+        self.n_relinked = int(state["n_relinked"])
+
     # ------------------------------------------------------------------ internals
+    def _take_id(self) -> int:
+        tid = self._next_id
+        self._next_id += 1
+        return tid
+
     def _gate(self, track: _LiveTrack, pts_s: float, radius_face_sizes: float) -> float:
         steps = max(1.0, (pts_s - track.last_pts_s) * self.fps)
         base = max(self.cfg.min_gate_px, radius_face_sizes * track.face_px)
@@ -138,7 +160,7 @@ class FaceTracker:
         box = dets.boxes[j]
         center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
         t = _LiveTrack(
-            track_id=next(self._ids),
+            track_id=self._take_id(),
             first_frame=frame.index,
             first_pts_s=frame.pts_s,
             first_wall_time=frame.wall_time,
@@ -176,7 +198,8 @@ class FaceTracker:
         if len(t.samples) >= k and quality <= t.samples[0][0]:
             return
         sample = self._make_sample(frame, box, landmarks, score, face_px, quality)
-        entry = (quality, next(self._seq), sample)
+        entry = (quality, self._next_seq, sample)
+        self._next_seq += 1
         if len(t.samples) < k:
             heapq.heappush(t.samples, entry)
         else:

@@ -157,6 +157,9 @@ def test_debug_shows_traceback(db):
 
 
 def test_bad_database_url(tmp_path):
-    proc = cli("--db", "postgresql+psycopg://user:s3cret@127.0.0.1:1/none", "persons")
-    assert_clean_error(proc)
+    quick = tmp_path / "quick.yaml"
+    quick.write_text("db_retry_seconds: 1\n")
+    proc = cli("--config", str(quick), "--db", "postgresql+psycopg://user:s3cret@127.0.0.1:1/none",
+               "persons")
+    assert_clean_error(proc, "unreachable")
     assert "s3cret" not in proc.stderr

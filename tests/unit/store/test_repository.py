@@ -384,7 +384,7 @@ def test_count_rejects_unknown_table(repo):
 )
 def test_bad_url_gives_store_error_without_password(url):
     with pytest.raises(StoreError) as err:
-        Repository(url)
+        Repository(url, retry_seconds=1)
     msg = str(err.value)
     assert "s3cretpw" not in msg
     assert "\n" not in msg and msg

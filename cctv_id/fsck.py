@@ -1,0 +1,107 @@
+"""Consistency check of database <-> evidence files <-> index caches (``cctv-id fsck``).
+
+Finds, and with ``repair=True`` fixes:
+- pending crops left by a crash: published if their transaction committed (the database
+  references them), deleted otherwise;
+- crops the database references that are missing (the reference is cleared on repair);
+- crop files no database row references (deleted on repair);
+- FAISS index caches built for another watchlist generation (deleted on repair);
+and reports runs left "running" by a process that no longer exists (resume them with
+``cctv-id process``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .pipeline.evidence import EvidenceWriter
+
+
+@dataclass
+class FsckReport:
+    problems: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
+    report = FsckReport()
+    evidence = EvidenceWriter(Path(data_dir))
+    referenced = set(repo.track_crop_paths())
+
+    for pending in evidence.pending_files():
+        rel = evidence.relpath(pending)
+        committed = rel in referenced
+        what = (f"crop {rel} committed but not published" if committed
+                else f"crop {rel} left pending by an unfinished transaction")
+        if repair:
+            if committed:
+                os.replace(pending, evidence.path(rel))
+                report.repaired.append(f"published {rel}")
+            else:
+                pending.unlink(missing_ok=True)
+                report.repaired.append(f"deleted pending {rel}")
+        else:
+            report.problems.append(what)
+
+    for rel in sorted(referenced):
+        if not evidence.path(rel).is_file():
+            if repair:
+                repo.clear_crop_path(rel)
+                report.repaired.append(f"cleared reference to missing crop {rel}")
+            else:
+                report.problems.append(f"crop {rel} is referenced but missing")
+
+    crops_root = Path(data_dir) / "crops"
+    if crops_root.is_dir():
+        for path in sorted(crops_root.rglob("*.jpg")):
+            rel = evidence.relpath(path)
+            if rel not in referenced:
+                if repair:
+                    path.unlink(missing_ok=True)
+                    report.repaired.append(f"deleted orphan crop {rel}")
+                else:
+                    report.problems.append(f"crop {rel} is not referenced by the database")
+
+    generation = repo.watchlist_generation()
+    index_dir = Path(data_dir) / "index"
+    if index_dir.is_dir():
+        for path in sorted(index_dir.glob("*.faiss")):
+            if not path.stem.endswith(f"-gen{generation}"):
+                if repair:
+                    path.unlink(missing_ok=True)
+                    report.repaired.append(f"deleted stale index cache {path.name}")
+                else:
+                    report.problems.append(
+                        f"index cache {path.name} is stale (watchlist generation is {generation})")
+        for tmp in index_dir.glob("*.tmp"):
+            if repair:
+                tmp.unlink(missing_ok=True)
+                report.repaired.append(f"deleted partial index file {tmp.name}")
+            else:
+                report.problems.append(f"partial index file {tmp.name}")
+
+    for run in repo.list_runs(status="running"):
+        if not _pid_alive(run.get("pid")):
+            report.notes.append(f"run {run['id']} ({Path(run['source_path']).name}) was left "
+                                "running by a process that has gone; `cctv-id process` on the "
+                                "same file resumes it")
+    return report
