@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .liveness import pid_alive
 from .pipeline.evidence import EvidenceWriter
 
 
@@ -30,25 +31,15 @@ class FsckReport:
         return not self.problems
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
     report = FsckReport()
     evidence = EvidenceWriter(Path(data_dir))
     referenced = set(repo.track_crop_paths())
 
+    pending_rels = set()
     for pending in evidence.pending_files():
         rel = evidence.relpath(pending)
+        pending_rels.add(rel)
         committed = rel in referenced
         what = (f"crop {rel} committed but not published" if committed
                 else f"crop {rel} left pending by an unfinished transaction")
@@ -63,7 +54,7 @@ def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
             report.problems.append(what)
 
     for rel in sorted(referenced):
-        if not evidence.path(rel).is_file():
+        if not evidence.path(rel).is_file() and not (rel in pending_rels and not repair):
             if repair:
                 repo.clear_crop_path(rel)
                 report.repaired.append(f"cleared reference to missing crop {rel}")
@@ -100,7 +91,7 @@ def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
                 report.problems.append(f"partial index file {tmp.name}")
 
     for run in repo.list_runs(status="running"):
-        if not _pid_alive(run.get("pid")):
+        if not pid_alive(run.get("pid")):
             report.notes.append(f"run {run['id']} ({Path(run['source_path']).name}) was left "
                                 "running by a process that has gone; `cctv-id process` on the "
                                 "same file resumes it")

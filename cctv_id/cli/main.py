@@ -17,6 +17,21 @@ from ..errors import CctvIdError
 from .context import AppContext
 
 
+class _CliLogFormatter(logging.Formatter):
+    """``warning: message`` like the CLI's own lines; logger names only with --debug."""
+
+    def __init__(self, debug: bool):
+        super().__init__()
+        self.debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        where = f" [{record.name}]" if self.debug else ""
+        text = f"{record.levelname.lower()}{where}: {record.getMessage()}"
+        if record.exc_info and self.debug:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--db", "db", metavar="URL", envvar="CCTV_ID_DB",
               help="Database URL (SQLAlchemy), e.g. sqlite:///hits.db or "
@@ -36,10 +51,10 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, debug: bool
       cctv-id process footage.mp4 --camera lobby --start-time 2026-05-01T08:00:00Z
       cctv-id hits --person alice --format json
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CliLogFormatter(debug))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler],
+                        force=True)
     ctx.obj = AppContext(db_option=db, config_file=config_file, debug=debug)
     ctx.call_on_close(ctx.obj.close)
     if config_file and not ctx.resilient_parsing:

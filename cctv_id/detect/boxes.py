@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["areas", "intersections", "iou_matrix", "nms"]
+__all__ = ["areas", "greedy_suppress", "intersections", "iou_matrix", "nms"]
 
 
 def areas(boxes: np.ndarray) -> np.ndarray:
@@ -27,6 +27,36 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
+def greedy_suppress(boxes: np.ndarray, contain: float | None, iou_threshold: float) -> np.ndarray:
+    """Greedy suppression over boxes already in priority order; indices of kept boxes.
+
+    A box is suppressed by an earlier kept box when their IoU exceeds ``iou_threshold``, or,
+    with ``contain`` set, when at least that fraction of the smaller box lies inside the
+    other and the two are of comparable size (the smaller at least a tenth of the larger).
+    """
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    ar = areas(b)
+    alive = np.ones(len(b), bool)
+    keep: list[int] = []
+    for i in range(len(b)):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        rest = np.nonzero(alive[i + 1 :])[0] + i + 1
+        if len(rest) == 0:
+            break
+        w = np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0])
+        h = np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1])
+        inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+        suppress = inter / np.maximum(ar[i] + ar[rest] - inter, 1e-9) > iou_threshold
+        if contain is not None:
+            small = np.minimum(ar[i], ar[rest])
+            big = np.maximum(ar[i], ar[rest])
+            suppress |= (inter / np.maximum(small, 1e-9) >= contain) & (small >= 0.1 * big)
+        alive[rest[suppress]] = False
+    return np.asarray(keep, np.int64)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, top_k: int = 0) -> np.ndarray:
     """Greedy non-maximum suppression; indices of kept boxes, highest score first.
 
@@ -39,20 +69,4 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, top_k: int 
         order = order[:top_k]
     if len(order) <= 1:
         return order.astype(np.int64)
-    b = boxes[order]
-    ar = areas(b)
-    keep: list[int] = []
-    alive = np.ones(len(order), bool)
-    for i in range(len(order)):
-        if not alive[i]:
-            continue
-        keep.append(i)
-        rest = np.nonzero(alive[i + 1 :])[0] + i + 1
-        if len(rest) == 0:
-            break
-        w = np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0])
-        h = np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1])
-        inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-        iou = inter / np.maximum(ar[i] + ar[rest] - inter, 1e-9)
-        alive[rest[iou > iou_threshold]] = False
-    return order[np.asarray(keep, np.int64)]
+    return order[greedy_suppress(boxes[order], None, iou_threshold)]

@@ -28,7 +28,7 @@ import numpy as np
 from ..config import DetectorConfig
 from ..types import FaceDetections
 from .base import FaceDetector, check_image
-from .boxes import areas, intersections
+from .boxes import areas, greedy_suppress, intersections
 
 __all__ = ["TiledDetector", "tile_grid", "DetectTimings"]
 
@@ -223,25 +223,7 @@ class TiledDetector(FaceDetector):
         # greedy suppression: uncut before cut, then by score
         order = np.lexsort((-sc, cutf))
         b, sc, lm = b[order], sc[order], lm[order]
-        ar = areas(b)
-        alive = np.ones(len(b), bool)
-        keep = []
-        for i in range(len(b)):
-            if not alive[i]:
-                continue
-            keep.append(i)
-            rest = np.nonzero(alive[i + 1 :])[0] + i + 1
-            if len(rest) == 0:
-                break
-            w_ = np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0])
-            h_ = np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1])
-            inter = np.clip(w_, 0, None) * np.clip(h_, 0, None)
-            iou = inter / np.maximum(ar[i] + ar[rest] - inter, 1e-9)
-            small = np.minimum(ar[i], ar[rest])
-            big = np.maximum(ar[i], ar[rest])
-            contained = (inter / np.maximum(small, 1e-9) >= self.contain) & (small >= 0.1 * big)
-            alive[rest[(iou > self.cfg.nms_iou) | contained]] = False
-        keep_idx = np.asarray(keep, np.int64)
+        keep_idx = greedy_suppress(b, self.contain, self.cfg.nms_iou)
         out = FaceDetections(frame_index, b[keep_idx], sc[keep_idx], lm[keep_idx])
         return out.select(np.argsort(-out.scores, kind="stable"))
 

@@ -23,15 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
 from ..config import AppConfig
 from ..decide import decide_track
 from ..errors import CctvIdError, StoreError, VideoError
+from ..liveness import pid_alive
 from ..store.records import Checkpoint
 from ..track.state import dump_tracker, load_tracker
 from ..track.tracker import FaceTracker
@@ -91,18 +93,9 @@ def results_config_sha256(cfg: AppConfig, start_time: datetime | None, watchlist
 
 def _alive_elsewhere(run: dict) -> bool:
     """Whether another live process on this machine holds ``run`` (recent heartbeat)."""
-    import os
-    from datetime import timezone
-
     pid = run.get("pid")
-    if not pid or pid == os.getpid():
+    if not pid or pid == os.getpid() or not pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
     beat = run.get("heartbeat_at")
     return beat is not None and (datetime.now(timezone.utc) - beat).total_seconds() < 600
 

@@ -10,6 +10,7 @@ the watchlist generation currently stored in the database, so any enrolment or r
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +59,30 @@ class WatchlistMatcher:
         index = faiss.IndexFlatIP(self.embeddings.shape[1])
         index.add(self.embeddings)
         if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            for stale in cache_dir.glob(self._cache_path(cache_dir).name.split("-gen")[0] + "-gen*.faiss"):
-                stale.unlink(missing_ok=True)
-            tmp = self._cache_path(cache_dir).with_suffix(".tmp")
-            faiss.write_index(index, str(tmp))
-            tmp.replace(self._cache_path(cache_dir))
+            self._write_cache(index, cache_dir)
         return index
+
+    def _write_cache(self, index, cache_dir: Path) -> None:
+        """Best effort: the cache is optional, a full or read-only disk only costs speed."""
+        import faiss
+
+        final = self._cache_path(cache_dir)
+        tmp = final.with_suffix(".tmp")
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            prefix = final.name.split("-gen")[0]
+            for stale in cache_dir.glob(prefix + "-gen*.faiss"):
+                stale.unlink(missing_ok=True)
+            data = faiss.serialize_index(index).tobytes()
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("could not cache the watchlist index in %s: %s", cache_dir,
+                        exc.strerror or exc)
 
     # ---------------------------------------------------------------- queries
     def __len__(self) -> int:
