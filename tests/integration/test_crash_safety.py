@@ -277,3 +277,22 @@ def test_fsck_finds_and_repairs_inconsistencies(tmp_path, clip):
     assert proc.returncode == 0, proc.stdout
     assert committed.is_file()
     assert cli(db, "fsck").returncode == 0
+
+
+def test_second_ctrl_c_quits_at_once_and_stays_resumable(tmp_path, clip, reference):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    enrol(db, clip)
+    proc = subprocess.Popen(cli_args(db, *process_args(clip)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(max(4.0, reference["seconds"] * 0.4))
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signals arrived")
+    assert proc.returncode == 130, err
+    resumed = cli(db, *process_args(clip))
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(map(hit_key, hits_of(db))) == sorted(map(hit_key, reference["hits"]))
+    assert cli(db, "fsck").returncode == 0
