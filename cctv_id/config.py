@@ -24,6 +24,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class MotionConfig(_Strict):
+    """Motion gating of the expensive (upscaled) detection on fixed cameras.
+
+    Detection runs only where the picture changed (a running-average background model on a
+    small grey copy of the frame) or where a live track is expected, plus a periodic
+    full-frame pass so that still faces are found too. Set ``enabled: false`` for moving
+    (PTZ, handheld) cameras: ``cameras.<name>.detector.motion.enabled``.
+    """
+
+    enabled: bool = True
+    analysis_width: int = Field(320, ge=16)  # motion is computed on a grey downscale this wide
+    threshold: int = Field(18, ge=1, le=255)  # grey-level difference that counts as change
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)  # running-average background update
+    min_area_px: float = Field(16.0, ge=0.0)  # smaller changed regions (full-frame px) ignored
+    pad_px: float = Field(24.0, ge=0.0)  # every ROI grows by at least this much per side
+    pad_face_sizes: float = Field(1.0, ge=0.0)  # track ROIs: at least this many face heights
+    full_pass_every_s: float = Field(2.0, ge=0.0)  # periodic full-frame pass; 0 = every frame
+    max_roi_fraction: float = Field(0.6, gt=0.0, le=1.0)  # larger ROI union: full pass instead
+    track_margin_face_sizes: float = Field(1.5, ge=0.0)  # track ROIs: + centre search margin
+
+
 class DetectorConfig(_Strict):
     backend: str = "retinaface"
     model_path: str | None = None  # folder of a user-supplied model pack, or an .onnx file
@@ -39,6 +60,7 @@ class DetectorConfig(_Strict):
     max_face_px: float | None = None
     threads: int = Field(0, ge=0)  # onnxruntime intra-op threads; 0 = library default
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific, validated there
+    motion: MotionConfig = Field(default_factory=MotionConfig)  # fixed-camera motion gating
 
 
 class TrackerConfig(_Strict):
@@ -74,6 +96,7 @@ class VideoConfig(_Strict):
     progress: bool = True
     max_seconds: float | None = Field(None, gt=0)  # stop after this much video (None: all)
     checkpoint_every_s: float = Field(2.0, gt=0)  # video seconds between resumable checkpoints
+    prefetch: bool = True  # decode ahead in a thread while detecting
 
 
 class CameraConfig(_Strict):

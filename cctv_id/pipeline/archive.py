@@ -42,6 +42,7 @@ from ..video.source import file_sha256, open_video
 from .evidence import EvidenceWriter
 from .persist import decisions_to_records
 from .recognition import identify_tracks
+from .workers import Prefetcher, SerialWorker
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def results_config_sha256(cfg: AppConfig, start_time: datetime | None, watchlist
     """Hash of everything that shapes a run's results (the key for resuming it)."""
     video = cfg.video.model_dump(mode="json")
     video.pop("progress", None)
+    video.pop("prefetch", None)
     video.pop("checkpoint_every_s", None)
     key = {
         "detector": cfg.detector.model_dump(mode="json"),
@@ -202,13 +204,26 @@ class ArchiveJob:
         )
         return run_id, camera_id, None, False
 
+    def _detect(self, frame, tracker):
+        """Detections for one frame: motion-gated around changes and live tracks when the
+        detector supports it (``GatedDetector``), else a full pass."""
+        if hasattr(self.detector, "detect_frame"):
+            return self.detector.detect_frame(frame.image, frame.index, frame.pts_s,
+                                              tracker.predicted_boxes(frame.pts_s))
+        return self.detector.detect(frame.image, frame.index)
+
     def _loop(self, source, video_path, run_id, camera_id, tracker, skip_to, summary):
+        """Decode (prefetched in a thread) -> detect -> track in this thread; recognition and
+        storage of finished tracks, with their checkpoint, in a serial worker thread."""
         vcfg = self.cfg.video
+        frames = Prefetcher(source, depth=8, name="decode") if vcfg.prefetch else source
+        worker = SerialWorker(depth=4, name="recognise-store")
         pending: list[Track] = []
         last_checkpoint_s = None
         frame = None
+        status, error = "completed", None
         try:
-            for frame in source:
+            for frame in frames:
                 if vcfg.max_seconds is not None and frame.pts_s >= vcfg.max_seconds:
                     break
                 summary.video_seconds = frame.pts_s + (1.0 / source.fps if source.fps else 0.0)
@@ -216,7 +231,7 @@ class ArchiveJob:
                     continue  # handled before the checkpoint this run resumed from
                 summary.frames += 1
                 if (frame.index // vcfg.stride) % vcfg.detect_every == 0:
-                    dets = self.detector.detect(frame.image, frame.index)
+                    dets = self._detect(frame, tracker)
                     summary.detections += len(dets)
                     pending += tracker.update(frame, dets)
                 else:
@@ -225,38 +240,66 @@ class ArchiveJob:
                     last_checkpoint_s = frame.pts_s
                 if (pending or self._stop_requested
                         or frame.pts_s - last_checkpoint_s >= vcfg.checkpoint_every_s):
-                    self._store(run_id, camera_id, pending, summary, (frame, tracker))
+                    self._submit(worker, run_id, camera_id, pending, summary, frame, tracker)
                     pending, last_checkpoint_s = [], frame.pts_s
                 if self._stop_requested:
-                    return "interrupted", f"interrupted after frame {frame.index}"
+                    status, error = "interrupted", f"interrupted after frame {frame.index}"
+                    break
+            else:
+                if source.incomplete and source.decode_errors:
+                    status, error = "failed", (
+                        f"{video_path.name}: decoding failed after frame {source.frames_decoded}:"
+                        f" the rest of the file could not be decoded ({source.decode_errors} "
+                        "packets rejected)")
+            if status == "completed" and pending:
+                self._submit(worker, run_id, camera_id, pending, summary, frame, tracker)
+            worker.drain()
         except VideoError as exc:
-            return "failed", str(exc)
+            status, error = "failed", str(exc)
         except KeyboardInterrupt:
-            return "interrupted", "interrupted by the user"
+            status, error = "interrupted", "interrupted by the user"
         except (StoreError, CctvIdError) as exc:
-            return "failed", str(exc)
-        if source.incomplete and source.decode_errors:
-            return "failed", (f"{video_path.name}: decoding failed after frame "
-                              f"{source.frames_decoded}: the rest of the file could not be "
-                              f"decoded ({source.decode_errors} packets rejected)")
-        if pending:
-            self._store(run_id, camera_id, pending, summary, (frame, tracker))
-        return "completed", None
+            status, error = "failed", str(exc)
+        finally:
+            if frames is not source:
+                frames.close()
+            if status != "completed" or worker.failed:
+                try:
+                    worker.drain()  # let committed work finish; its error is already reported
+                except Exception as exc:  # noqa: BLE001
+                    if status == "completed":
+                        status, error = "failed", str(exc)
+            worker.close()
+        return status, error
+
+    def _submit(self, worker, run_id, camera_id, tracks, summary, frame, tracker):
+        """Queue finished tracks with a checkpoint taken now (the tracker's state at this
+        frame), so the worker commits exactly what a resume from this frame expects."""
+        checkpoint = Checkpoint(frame.index, frame.pts_s, dump_tracker(tracker))
+        progress = (summary.frames, frame.index)
+        tracks = list(tracks)
+        worker.submit(lambda: self._commit(run_id, camera_id, tracks, summary, checkpoint,
+                                           progress))
 
     # ------------------------------------------------------------------ one transaction
     def _store(self, run_id, camera_id, tracks: list[Track], summary: RunSummary, at):
-        """Recognise, decide and store finished tracks — with a checkpoint at frame
-        ``at = (frame, tracker)`` when given — in one transaction, then publish crops."""
-        decisions = self._decide(tracks)
-        kept = [d for d in decisions if d.status != "too_short"]
-        crops = {d.identity.track.track_id: self.evidence.write_pending(run_id, d.identity.track)
-                 for d in kept}
-        records = decisions_to_records(kept, crops)
+        """Store tracks now, in this thread (end of run); ``at`` = (frame, tracker) or None."""
         checkpoint = progress = None
         if at is not None and at[0] is not None:
             frame, tracker = at
             checkpoint = Checkpoint(frame.index, frame.pts_s, dump_tracker(tracker))
             progress = (summary.frames, frame.index)
+        self._commit(run_id, camera_id, tracks, summary, checkpoint, progress)
+
+    def _commit(self, run_id, camera_id, tracks: list[Track], summary: RunSummary,
+                checkpoint: Checkpoint | None, progress: tuple[int, int] | None):
+        """Recognise, decide and store finished tracks with their checkpoint in one
+        transaction, then publish their crops."""
+        decisions = self._decide(tracks)
+        kept = [d for d in decisions if d.status != "too_short"]
+        crops = {d.identity.track.track_id: self.evidence.write_pending(run_id, d.identity.track)
+                 for d in kept}
+        records = decisions_to_records(kept, crops)
         try:
             self.repo.save_track_results(run_id, camera_id, records, checkpoint=checkpoint,
                                          progress=progress)

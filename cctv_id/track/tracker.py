@@ -113,6 +113,15 @@ class FaceTracker:
         self._closing, self._live = [], []
         return sorted(done, key=lambda t: t.track_id)
 
+    def predicted_boxes(self, pts_s: float) -> np.ndarray:
+        """Where the live tracks are expected at ``pts_s``: (N, 4) xyxy boxes (face size)."""
+        boxes = []
+        for t in self._live:
+            cx, cy = t.predicted_center(pts_s)
+            h = t.face_px
+            boxes.append([cx - 0.45 * h, cy - 0.5 * h, cx + 0.45 * h, cy + 0.5 * h])
+        return np.asarray(boxes, np.float32).reshape(-1, 4)
+
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
         """Everything needed to continue exactly where this tracker is (see track/state.py)."""

@@ -1,0 +1,244 @@
+"""Motion-gated detection for fixed cameras: the expensive pass only where it can find faces.
+
+``GatedDetector`` wraps the full detection strategy (``build_detector(cfg)``, a
+``TiledDetector``: native + enlarged passes) and, per frame, decides where to run it:
+
+- a **full pass** on the first frame, whenever ``motion.full_pass_every_s`` of video time has
+  passed since the last one (so faces that never move are found), when motion gating is
+  disabled (moving cameras), and when the regions of interest would cover more than
+  ``motion.max_roi_fraction`` of the frame (one big input is cheaper than many crops);
+- otherwise an **ROI pass**: regions of interest are the changed regions of ``MotionMap`` and
+  the caller's hints (the predicted boxes of live tracks), each hint grown by
+  ``track_margin_face_sizes`` face heights (where the face may have moved) plus
+  ``max(pad_px, pad_face_sizes x face height)`` (so a face at the margin is whole). ROIs are
+  made at least ``MIN_ROI`` px, rounded up to multiples of ``ROI_ROUND`` px (equal-sized crops
+  batch together), merged while any two overlap, cropped, and detected with the same
+  strategy (it enlarges each crop itself). Boxes are mapped back to the frame and merged
+  across crops (uncut before cut, greedy IoU / containment suppression);
+- **nothing** (no model call) when there is neither motion nor a hint.
+
+Detections are always in full-frame pixels. ``stats`` holds the counters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..config import DetectorConfig
+from ..types import FaceDetections
+from .base import FaceDetector, check_image
+from .boxes import greedy_suppress
+from .motion import MotionMap, merge_boxes
+
+__all__ = ["GatedDetector", "plan_rois", "MIN_ROI", "ROI_ROUND"]
+
+MIN_ROI = 64  # smallest crop side, frame pixels
+ROI_ROUND = 32  # crop sides are rounded up to multiples of this (more crops share a size)
+MERGE_WASTE = 0.25  # overlapping ROIs merge when their bounding box wastes at most this
+_CONTAIN = 0.7  # containment suppression across crops (as in TiledDetector)
+_EDGE_PX = 2.0  # a box this close to an inner crop edge counts as cut by it
+
+
+def _fit_axis(lo: float, hi: float, size: int, limit: int) -> tuple[int, int]:
+    """An integer interval of length ``size`` (<= limit) centred on [lo, hi], inside [0, limit]."""
+    size = min(size, limit)
+    c = (lo + hi) / 2.0
+    a = int(math.floor(c - size / 2.0))
+    a = min(max(a, 0), limit - size)
+    return a, a + size
+
+
+def _round_rect(r, w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (float(v) for v in r)
+    x0, y0 = max(0.0, x0), max(0.0, y0)
+    x1, y1 = min(float(w), x1), min(float(h), y1)
+    rw = max(MIN_ROI, int(math.ceil(max(x1 - x0, 1.0) / ROI_ROUND)) * ROI_ROUND)
+    rh = max(MIN_ROI, int(math.ceil(max(y1 - y0, 1.0) / ROI_ROUND)) * ROI_ROUND)
+    ax0, ax1 = _fit_axis(x0, x1, rw, w)
+    ay0, ay1 = _fit_axis(y0, y1, rh, h)
+    return ax0, ay0, ax1, ay1
+
+
+def plan_rois(
+    frame_wh: tuple[int, int],
+    motion_boxes: np.ndarray,
+    hints: np.ndarray,
+    cfg,
+    max_waste: float | None = MERGE_WASTE,
+) -> list[tuple[int, int, int, int]]:
+    """Integer crop rectangles (x0, y0, x1, y1) covering ``motion_boxes`` (already padded)
+    and ``hints`` (face boxes; grown by the track margin and padding), rounded and merged
+    until no two overlap. ``cfg`` is a ``MotionConfig``."""
+    w, h = frame_wh
+    rects = [np.asarray(motion_boxes, np.float32).reshape(-1, 4)]
+    hb = np.asarray(hints, np.float32).reshape(-1, 4)
+    if len(hb):
+        fh = np.maximum(hb[:, 3] - hb[:, 1], 1.0)
+        grow = cfg.track_margin_face_sizes * fh + np.maximum(cfg.pad_px, cfg.pad_face_sizes * fh)
+        g = grow[:, None]
+        rects.append(np.concatenate([hb[:, :2] - g, hb[:, 2:] + g], axis=1))
+    boxes = np.concatenate(rects)
+    # drop empty or fully outside boxes
+    ok = (boxes[:, 2] > 0) & (boxes[:, 0] < w) & (boxes[:, 3] > 0) & (boxes[:, 1] < h)
+    ok &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes = boxes[ok]
+    if len(boxes) == 0:
+        return []
+    cur = [_round_rect(b, w, h) for b in merge_boxes(boxes, max_waste=max_waste)]
+    for _ in range(64):  # rounding can create new overlaps; sides only grow, so this ends
+        merged = merge_boxes(np.asarray(cur, np.float32), max_waste=max_waste)
+        nxt = sorted(_round_rect(b, w, h) for b in merged)
+        if nxt == sorted(cur):
+            break
+        cur = nxt
+    return sorted(set(cur))
+
+
+class GatedDetector(FaceDetector):
+    """A ``FaceDetector`` drop-in that also offers ``detect_frame`` (motion/track gated).
+
+    ``detect``/``detect_batch`` are plain full passes (stateless); ``detect_frame`` is the
+    gated per-frame call for one camera's frames in order (it keeps that camera's background
+    model and the time of its last full pass). One instance per camera.
+    """
+
+    def __init__(self, detector: FaceDetector, cfg: DetectorConfig):
+        self.detector = detector
+        self.cfg = cfg
+        self.mcfg = cfg.motion
+        self.name = detector.name
+        self.model_sha256 = detector.model_sha256
+        self.motion = MotionMap(self.mcfg) if self.mcfg.enabled else None
+        self._last_full: float | None = None
+        self.last: dict = {}  # the latest detect_frame's decision (mode, rois, fraction)
+        self.reset_stats()
+
+    # -- drop-in ----------------------------------------------------------------
+    @property
+    def timings(self):
+        """The wrapped detector's timings (``TiledDetector.timings``), when it has them."""
+        return getattr(self.detector, "timings", None)
+
+    def detect_batch(
+        self, images: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None
+    ) -> list[FaceDetections]:
+        return self.detector.detect_batch(images, frame_indices)
+
+    # -- state ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the stream (background model, last full pass); counters are kept."""
+        if self.motion is not None:
+            self.motion.reset()
+        self._last_full = None
+
+    def reset_stats(self) -> None:
+        self._n = dict(frames=0, full_passes=0, roi_passes=0, empty_frames=0, crops=0)
+        self._roi_fraction_sum = 0.0
+        self._ms = dict(total=0.0, motion=0.0, detect=0.0)
+
+    @property
+    def stats(self) -> dict:
+        n = self._n
+        frames = max(n["frames"], 1)
+        return {
+            **n,
+            "roi_area_fraction_sum": self._roi_fraction_sum,
+            "mean_roi_area_fraction": self._roi_fraction_sum / max(n["roi_passes"], 1),
+            "no_model_call_fraction": n["empty_frames"] / frames,
+            "ms": self._ms["total"],
+            "motion_ms": self._ms["motion"],
+            "detect_ms": self._ms["detect"],
+            "ms_per_frame": self._ms["total"] / frames,
+        }
+
+    # -- the gated call ---------------------------------------------------------
+    def detect_frame(
+        self,
+        image: np.ndarray,
+        frame_index: int,
+        pts_s: float,
+        hints: Sequence[np.ndarray] | np.ndarray = (),
+    ) -> FaceDetections:
+        """Faces in ``image`` (frame ``frame_index`` at ``pts_s``), searched where there is
+        motion or a hint (xyxy frame boxes where a face is expected), with a periodic full
+        pass; see the module docstring."""
+        t0 = time.perf_counter()
+        img = check_image(image)
+        h, w = img.shape[:2]
+        self._n["frames"] += 1
+        mboxes = None
+        if self.motion is not None:
+            mboxes = self.motion.update(img)
+        t1 = time.perf_counter()
+        self._ms["motion"] += (t1 - t0) * 1e3
+
+        mode, rois, frac = "full", [], 1.0
+        due = (
+            self.motion is None
+            or self._last_full is None
+            or pts_s < self._last_full  # time went back: a new stream
+            or pts_s - self._last_full >= self.mcfg.full_pass_every_s
+        )
+        if not due:
+            hb = np.asarray(hints, np.float32).reshape(-1, 4) if len(hints) else np.zeros((0, 4))
+            rois = plan_rois((w, h), mboxes, hb, self.mcfg)
+            if not rois:
+                mode, frac = "empty", 0.0
+            else:
+                frac = sum((r[2] - r[0]) * (r[3] - r[1]) for r in rois) / float(w * h)
+                mode = "full" if frac > self.mcfg.max_roi_fraction else "roi"
+
+        if mode == "full":
+            out = self.detector.detect(img, frame_index)
+            self._last_full = pts_s
+            self._n["full_passes"] += 1
+            rois = [(0, 0, w, h)]
+        elif mode == "empty":
+            out = FaceDetections.empty(frame_index)
+            self._n["empty_frames"] += 1
+        else:
+            out = self._detect_rois(img, frame_index, rois)
+            self._n["roi_passes"] += 1
+            self._n["crops"] += len(rois)
+            self._roi_fraction_sum += frac
+        t2 = time.perf_counter()
+        self._ms["detect"] += (t2 - t1) * 1e3
+        self._ms["total"] += (t2 - t0) * 1e3
+        self.last = {"mode": mode, "rois": rois, "roi_fraction": frac}
+        return out
+
+    def _detect_rois(self, img: np.ndarray, frame_index: int, rois) -> FaceDetections:
+        h, w = img.shape[:2]
+        crops = [img[y0:y1, x0:x1] for x0, y0, x1, y1 in rois]
+        # one call: the strategy groups equal-sized inputs into model batches itself
+        dets = self.detector.detect_batch(crops, [frame_index] * len(crops))
+        boxes, scores, lms, cut = [], [], [], []
+        for (x0, y0, x1, y1), d in zip(rois, dets):
+            if not len(d):
+                continue
+            d = d.scaled(1.0, (x0, y0))
+            b = d.boxes
+            inner = np.array([x0 > 0, y0 > 0, x1 < w, y1 < h])
+            edge = np.stack([
+                b[:, 0] <= x0 + _EDGE_PX, b[:, 1] <= y0 + _EDGE_PX,
+                b[:, 2] >= x1 - _EDGE_PX, b[:, 3] >= y1 - _EDGE_PX,
+            ], axis=1)
+            boxes.append(b)
+            scores.append(d.scores)
+            lms.append(d.landmarks)
+            cut.append((edge & inner[None, :]).any(axis=1))
+        if not boxes:
+            return FaceDetections.empty(frame_index)
+        b = np.concatenate(boxes)
+        sc = np.concatenate(scores)
+        lm = np.concatenate(lms)
+        cf = np.concatenate(cut)
+        order = np.lexsort((-sc, cf))  # whole faces before cut ones, then by score
+        b, sc, lm = b[order], sc[order], lm[order]
+        keep = greedy_suppress(b, _CONTAIN, self.cfg.nms_iou)
+        out = FaceDetections(frame_index, b[keep], sc[keep], lm[keep])
+        return out.select(np.argsort(-out.scores, kind="stable"))

@@ -1,0 +1,209 @@
+"""Motion-gated detection on fixed cameras: the background model, ROI planning, and the gated
+detector against full detection on a real street clip with pasted CelebA faces."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from cctv_id.config import DetectorConfig, MotionConfig
+from cctv_id.detect import build_detector
+from cctv_id.detect.gated import MIN_ROI, ROI_ROUND, GatedDetector, plan_rois
+from cctv_id.detect.motion import MotionMap, merge_boxes
+from cctv_id.video.synth import FaceActor, generated_background, render_actor
+
+FPS = 10.0
+
+
+def noisy(still: np.ndarray, rng: np.random.Generator, sigma: float = 2.0) -> np.ndarray:
+    return np.clip(still.astype(np.float32) + rng.normal(0, sigma, still.shape), 0, 255).astype(np.uint8)
+
+
+def contains(box, point) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return build_detector(DetectorConfig())
+
+
+@pytest.fixture(scope="module")
+def face_photo(celeba_dir) -> np.ndarray:
+    img = cv2.imread(str(celeba_dir / "7201" / "7201_0001.jpg"))
+    if img is None:
+        pytest.skip("CelebA photo 7201_0001.jpg is missing")
+    return img
+
+
+# ------------------------------------------------------------------ MotionMap
+
+
+def test_motion_map_static_scene_is_quiet_and_a_moving_patch_is_found(face_photo):
+    rng = np.random.default_rng(1)
+    still = generated_background((960, 540), seed=3)
+    m = MotionMap(MotionConfig())
+    first = m.update(noisy(still, rng))
+    np.testing.assert_array_equal(first, [[0, 0, 960, 540]])  # nothing known yet: all of it
+    for _ in range(15):
+        assert len(m.update(noisy(still, rng))) == 0  # sensor noise is not motion
+
+    actor = FaceActor("p", face_photo, 0.0, 10.0, (0, 0), (0, 0), 24, 24)
+    for k in range(10):
+        frame = noisy(still, rng)
+        centre = (200 + 25 * k, 300 + 5 * k)
+        render_actor(frame, actor, centre[0], centre[1], 24)
+        boxes = m.update(frame)
+        assert len(boxes) >= 1
+        assert any(contains(b, centre) for b in boxes), (k, centre, boxes)
+        # only around the patch: a small part of the frame
+        area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum()
+        assert area < 0.05 * 960 * 540
+    # the face leaves: the region fades out again
+    for _ in range(20):
+        last = m.update(noisy(still, rng))
+    assert len(last) == 0
+
+
+def test_motion_map_restarts_on_a_new_frame_size():
+    rng = np.random.default_rng(0)
+    m = MotionMap()
+    m.update(noisy(generated_background((320, 240)), rng))
+    out = m.update(noisy(generated_background((640, 360)), rng))
+    np.testing.assert_array_equal(out, [[0, 0, 640, 360]])
+
+
+def test_merge_boxes_joins_overlaps_but_not_wasteful_diagonals():
+    a, b = [0, 0, 10, 10], [5, 0, 20, 10]  # overlap, union is their bounding box
+    np.testing.assert_allclose(merge_boxes([a, b]), [[0, 0, 20, 10]])
+    c, d = [0, 0, 100, 100], [90, 90, 190, 190]  # overlap on a corner: bounding box wastes half
+    assert len(merge_boxes([c, d])) == 2
+    assert len(merge_boxes([c, d], max_waste=None)) == 1
+    assert len(merge_boxes([[0, 0, 5, 5], [50, 50, 60, 60]])) == 2
+
+
+def test_plan_rois_rounds_pads_and_stays_inside():
+    cfg = MotionConfig()
+    assert plan_rois((640, 360), np.zeros((0, 4)), np.zeros((0, 4)), cfg) == []
+    hint = np.array([[600, 10, 612, 22]], np.float32)  # a 12 px face near the top-right corner
+    rois = plan_rois((640, 360), np.zeros((0, 4)), hint, cfg)
+    assert len(rois) == 1
+    x0, y0, x1, y1 = rois[0]
+    assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360
+    assert (x1 - x0) % ROI_ROUND == 0 and (y1 - y0) % ROI_ROUND == 0
+    assert x1 - x0 >= MIN_ROI and y1 - y0 >= MIN_ROI
+    grow = cfg.track_margin_face_sizes * 12 + max(cfg.pad_px, cfg.pad_face_sizes * 12)
+    assert x0 <= 600 - grow and y1 >= 22 + grow  # clipped at the frame on the other sides
+    # overlapping ROIs come out as non-overlapping crops
+    two = plan_rois((640, 360), np.array([[100, 100, 160, 160], [150, 100, 210, 160]]),
+                    np.zeros((0, 4)), cfg)
+    assert len(two) == 1
+
+
+# ------------------------------------------------------------------ GatedDetector
+
+
+@pytest.fixture(scope="module")
+def still_face_frames(face_photo):
+    """4.1 s of a static generated scene with one face that never moves (no motion at all)."""
+    rng = np.random.default_rng(5)
+    still = generated_background((640, 360), seed=7)
+    actor = FaceActor("still", face_photo, 0.0, 10.0, (0, 0), (0, 0), 20, 20)
+    truth = None
+    frames = []
+    for _ in range(41):
+        img = noisy(still, rng)
+        truth = render_actor(img, actor, 420.0, 250.0, 20.0)
+        frames.append(img)
+    return frames, truth
+
+
+def _run(gated: GatedDetector, frames, use_hints: bool):
+    found, prev = [], np.zeros((0, 4), np.float32)
+    for i, img in enumerate(frames):
+        det = gated.detect_frame(img, i, i / FPS, hints=prev if use_hints else ())
+        prev = det.boxes
+        found.append(det)
+    return found
+
+
+def test_still_face_found_by_the_periodic_full_pass_and_kept_by_hints(detector, still_face_frames):
+    frames, truth = still_face_frames
+    centre = ((truth.box[0] + truth.box[2]) / 2, (truth.box[1] + truth.box[3]) / 2)
+    cfg = DetectorConfig()
+    gated = GatedDetector(detector, cfg)
+    assert gated.name == detector.name and gated.model_sha256 == detector.model_sha256
+    dets = _run(gated, frames, use_hints=True)
+    hit = [any(contains(b, centre) for b in d.boxes) for d in dets]
+    assert all(hit), hit
+    st = gated.stats
+    # t = 0, 2.0, 4.0 s are full passes; in between only the hint's crop is searched
+    assert st["full_passes"] == 3 and st["roi_passes"] == 38 and st["empty_frames"] == 0
+    assert st["mean_roi_area_fraction"] < 0.15
+
+    # without hints nothing moves: no model call between the full passes, the face is only
+    # seen on them
+    bare = GatedDetector(detector, cfg)
+    dets = _run(bare, frames, use_hints=False)
+    hit = [any(contains(b, centre) for b in d.boxes) for d in dets]
+    assert [i for i, h in enumerate(hit) if h] == [0, 20, 40]
+    assert bare.stats["empty_frames"] == 38 and bare.stats["full_passes"] == 3
+
+
+def test_motion_disabled_means_a_full_pass_every_frame(detector, still_face_frames):
+    frames, _ = still_face_frames
+    cfg = DetectorConfig(motion=MotionConfig(enabled=False))
+    gated = GatedDetector(detector, cfg)
+    full = [detector.detect(img, i) for i, img in enumerate(frames[:4])]
+    dets = _run(gated, frames[:4], use_hints=True)
+    assert gated.stats["full_passes"] == 4 and gated.stats["roi_passes"] == 0
+    for a, b in zip(full, dets):
+        np.testing.assert_allclose(a.boxes, b.boxes)
+
+
+def test_camera_override_switches_motion_off():
+    from cctv_id.config import build_config, camera_detector_config
+
+    cfg = build_config(overrides={"cameras": {"ptz": {"url": "rtsp://cam/ptz",
+                                                      "detector": {"motion": {"enabled": False}}}}})
+    assert cfg.detector.motion.enabled
+    assert not camera_detector_config(cfg, "ptz").motion.enabled
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory, celeba_dir, vtest_path):
+    import street_scenario
+
+    from cctv_id.video.source import open_video
+
+    sc = street_scenario.build(tmp_path_factory.mktemp("street"), celeba_dir, vtest_path, seconds=6.0)
+    with open_video(sc.video) as src:
+        frames = list(src)
+    return sc, frames
+
+
+def test_gated_recall_matches_full_detection_on_the_street_clip(detector, street):
+    import street_scenario
+
+    sc, frames = street
+    cfg = DetectorConfig()
+    full = {f.index: detector.detect(f.image, f.index) for f in frames}
+    gated = GatedDetector(detector, cfg)
+    out, prev = {}, np.zeros((0, 4), np.float32)
+    for f in frames:  # tracker hints simulated by the previous frame's detections
+        out[f.index] = gated.detect_frame(f.image, f.index, f.pts_s, hints=prev)
+        prev = out[f.index].boxes
+    r_full = street_scenario.detection_recall(sc.truth, full)
+    r_gated = street_scenario.detection_recall(sc.truth, out)
+    st = gated.stats
+    print(f"\nrecall full  {r_full}\nrecall gated {r_gated}\nstats {st}")
+    for band, (found, total) in r_full.items():
+        if total == 0:
+            continue
+        g_found, g_total = r_gated[band]
+        assert g_total == total
+        assert g_found / total >= found / total - 0.05, (band, r_full, r_gated)
+    assert st["frames"] == len(frames)
+    assert st["full_passes"] < len(frames)
+    assert st["roi_passes"] > 0
