@@ -79,11 +79,14 @@ class AppContext:
     def detector(self, camera: str | None = None, **changes):
         from ..config import camera_detector_config
         from ..detect.base import build_detector
+        from ..detect.gated import GatedDetector
 
         dcfg = camera_detector_config(self.config(), camera)
         if changes:
             dcfg = dcfg.model_copy(update=changes)
-        return build_detector(dcfg)
+        # one GatedDetector per camera: detect() is a full pass (photos), detect_frame()
+        # gates video frames by motion and live tracks
+        return GatedDetector(build_detector(dcfg), dcfg)
 
     def encoder(self):
         if self._encoder is None:

@@ -116,6 +116,7 @@ class ArchiveJob:
         self.camera = camera
         self.evidence = EvidenceWriter(Path(data_dir))
         self._stop_requested = False
+        self.on_detections = None  # optional callback(frame_index, FaceDetections), for benchmarks
 
     def request_stop(self) -> None:
         """Stop at the next frame boundary (signal handlers call this)."""
@@ -233,6 +234,8 @@ class ArchiveJob:
                 if (frame.index // vcfg.stride) % vcfg.detect_every == 0:
                     dets = self._detect(frame, tracker)
                     summary.detections += len(dets)
+                    if self.on_detections is not None:
+                        self.on_detections(frame.index, dets)
                     pending += tracker.update(frame, dets)
                 else:
                     pending += tracker.advance(frame)

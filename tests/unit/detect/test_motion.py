@@ -91,7 +91,10 @@ def test_plan_rois_rounds_pads_and_stays_inside():
     assert len(rois) == 1
     x0, y0, x1, y1 = rois[0]
     assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360
-    assert (x1 - x0) % ROI_ROUND == 0 and (y1 - y0) % ROI_ROUND == 0
+    # on the anchor-aligned grid (the frame edge excepted)
+    assert x0 % ROI_ROUND == 0 and y0 % ROI_ROUND == 0
+    assert x1 % ROI_ROUND == 0 or x1 == 640
+    assert y1 % ROI_ROUND == 0 or y1 == 360
     assert x1 - x0 >= MIN_ROI and y1 - y0 >= MIN_ROI
     grow = cfg.track_margin_face_sizes * 12 + max(cfg.pad_px, cfg.pad_face_sizes * 12)
     assert x0 <= 600 - grow and y1 >= 22 + grow  # clipped at the frame on the other sides
@@ -140,7 +143,7 @@ def test_still_face_found_by_the_periodic_full_pass_and_kept_by_hints(detector, 
     st = gated.stats
     # t = 0, 2.0, 4.0 s are full passes; in between only the hint's crop is searched
     assert st["full_passes"] == 3 and st["roi_passes"] == 38 and st["empty_frames"] == 0
-    assert st["mean_roi_area_fraction"] < 0.15
+    assert st["mean_roi_area_fraction"] < 0.2  # one ~192 px crop of 640x360
 
     # without hints nothing moves: no model call between the full passes, the face is only
     # seen on them
