@@ -128,3 +128,15 @@ def test_unknown_tracks_are_stored_with_embeddings(street):
     assert run["status"] == "completed"
     assert run["source_sha256"] and len(run["model_sha256s"]) == 2
     repo.close()
+
+
+def test_fast_preset_finds_the_same_people(street, tmp_path):
+    scenario, _, _, hits = street
+    db = f"sqlite:///{tmp_path / 'fast.db'}"
+    for person, photos in scenario.enrol_photos.items():
+        cli("--db", db, "enroll", "--largest", "--name", person, *map(str, photos))
+    cli("--db", db, "process", str(scenario.video), "--preset", "fast", "--camera", "street",
+        "--start-time", START.isoformat(), "--no-progress")
+    fast = json.loads(cli("--db", db, "hits", "--format", "json").stdout)
+    assert {h["person"] for h in fast} == {h["person"] for h in hits}
+    assert len(fast) == len({(h["run_id"], h["track_id"]) for h in fast})
