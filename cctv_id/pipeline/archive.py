@@ -151,16 +151,23 @@ class ArchiveJob:
                 skip_to = checkpoint.frame_index
             else:
                 tracker, skip_to = FaceTracker(self.cfg.tracker, fps, camera=self.camera), -1
-            status, error = self._loop(source, video_path, run_id, camera_id, tracker, skip_to,
-                                       summary)
-            if status == "completed":
-                self._store(run_id, camera_id, tracker.flush(), summary, None)
-            elif status == "failed":
-                # keep what was found before the failure: hand on every open track
-                try:
-                    self._store(run_id, camera_id, tracker.flush(), summary, None)
-                except CctvIdError as exc:
-                    log.warning("could not store open tracks of failed run %s: %s", run_id, exc)
+            try:
+                status, error = self._loop(source, video_path, run_id, camera_id, tracker,
+                                           skip_to, summary)
+                if status != "interrupted":
+                    # hand on every open track (at the end, or to keep what was found before
+                    # a failure)
+                    try:
+                        self._store(run_id, camera_id, tracker.flush(), summary, None)
+                    except CctvIdError as exc:
+                        if status == "completed":
+                            status, error = "failed", str(exc)
+                        else:
+                            log.warning("could not store open tracks of failed run %s: %s",
+                                        run_id, exc)
+            except Exception as exc:  # noqa: BLE001 - a bug: record it on the run, re-raise
+                self.repo.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+                raise
             summary.status, summary.error = status, error
             self.repo.finish_run(run_id, status, error)
             summary.decode_errors = source.decode_errors
