@@ -1,0 +1,235 @@
+"""Persons, enrolments and the watchlist.
+
+Owns adding persons, enrolling (and removing) photo embeddings, the watchlist generation
+counter that every change of enrolments bumps in the same transaction, reading the watchlist
+of one model as a :class:`WatchlistData`, listing persons, and the "unknown person" message
+that names the enrolled ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import Integer, String, cast, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from cctv_id.errors import NotFoundError, StoreError
+from cctv_id.store.encoding import _blob, _unblob
+from cctv_id.store.engine import RepositoryBase
+from cctv_id.store.models import (
+    WATCHLIST_GENERATION_KEY,
+    Enrolment,
+    HitRow,
+    Meta,
+    Person,
+    utcnow,
+)
+from cctv_id.store.records import WatchlistData
+
+_MAX_NAMES_IN_MESSAGE = 20
+
+
+class PersonsMixin(RepositoryBase):
+    """Persons, enrolments and the watchlist (part of :class:`Repository`)."""
+
+    def add_person(self, name: str) -> int:
+        """Get or create a person; adding a person alone does not change the watchlist."""
+        name = self._name(name, "person")
+
+        def body(s: Session):
+            return self._person_id(s, name)
+
+        return self._transact(body, write=True)
+
+    def _person_id(self, s: Session, name: str) -> int:
+        self._insert_ignore(s, Person, {"name": name, "created_at": utcnow()}, ["name"])
+        return s.execute(select(Person.id).where(Person.name == name)).scalar_one()
+
+    def person_exists(self, name: str) -> bool:
+
+        def body(s: Session):
+            return s.execute(select(Person.id).where(Person.name == name.strip())).first() is not None
+
+        return self._transact(body)
+
+    def add_enrolment(
+        self,
+        person_name: str,
+        photo_path: str,
+        photo_sha256: str,
+        model: str,
+        embedding: np.ndarray,
+        face_px: float,
+    ) -> int:
+        """Enrol one photo's embedding; idempotent on (person, photo_sha256, model).
+
+        A new enrolment bumps the watchlist generation in the same transaction.
+        """
+        return self.add_enrolments(
+            [
+                dict(
+                    person_name=person_name,
+                    photo_path=photo_path,
+                    photo_sha256=photo_sha256,
+                    model=model,
+                    embedding=embedding,
+                    face_px=face_px,
+                )
+            ]
+        )[0]
+
+    def add_enrolments(self, items: list[dict]) -> list[int]:
+        """Several :meth:`add_enrolment` calls (dicts of its keyword arguments) in ONE
+        transaction: all or nothing, one generation bump if anything new was enrolled."""
+        prepared = []
+        for it in items:
+            name = self._name(it["person_name"], "person")
+            blob, dim = _blob(it["embedding"], f"enrolment of {name}")
+            prepared.append((name, it, blob, dim))
+
+        def body(s: Session) -> list[int]:
+            ids = []  # inside: a retried transaction starts again from scratch
+            any_new = False
+            for name, it, blob, dim in prepared:
+                person_id = self._person_id(s, name)
+                key = (str(it["photo_sha256"]), str(it["model"]))
+                any_new |= bool(
+                    self._insert_ignore(
+                        s,
+                        Enrolment,
+                        {
+                            "person_id": person_id,
+                            "photo_path": str(it["photo_path"]),
+                            "photo_sha256": key[0],
+                            "model": key[1],
+                            "embedding": blob,
+                            "dim": dim,
+                            "face_px": float(it["face_px"]),
+                            "created_at": utcnow(),
+                        },
+                        ["person_id", "photo_sha256", "model"],
+                    )
+                )
+                ids.append(
+                    s.execute(
+                        select(Enrolment.id).where(
+                            Enrolment.person_id == person_id,
+                            Enrolment.photo_sha256 == key[0],
+                            Enrolment.model == key[1],
+                        )
+                    ).scalar_one()
+                )
+            if any_new:
+                self._bump_generation(s)
+            return ids
+
+        return self._transact(body, write=True)
+
+    def remove_enrolments(self, person_name: str, model: str | None = None) -> int:
+        """Take a person off the watchlist (for ``model``, or for every model).
+
+        The person and their past hits stay (evidence is never erased by this). Returns the
+        number of enrolments removed; bumps the generation when that is not zero.
+        """
+        def body(s: Session):
+            person_id = s.execute(select(Person.id).where(Person.name == person_name)).scalar()
+            if person_id is None:
+                raise self._unknown_person(s, person_name)
+            q = delete(Enrolment).where(Enrolment.person_id == person_id)
+            if model is not None:
+                q = q.where(Enrolment.model == model)
+            n = s.execute(q).rowcount or 0
+            if n:
+                self._bump_generation(s)
+            return n
+
+        return self._transact(body, write=True)
+
+    @staticmethod
+    def _bump_generation(s: Session) -> None:
+        res = s.execute(
+            update(Meta)
+            .where(Meta.key == WATCHLIST_GENERATION_KEY)
+            .values(value=cast(cast(Meta.value, Integer) + 1, String))
+        )
+        if res.rowcount == 0:
+            s.add(Meta(key=WATCHLIST_GENERATION_KEY, value="1"))
+            s.flush()
+
+    @staticmethod
+    def _generation(s: Session) -> int:
+        value = s.execute(select(Meta.value).where(Meta.key == WATCHLIST_GENERATION_KEY)).scalar()
+        return int(value) if value is not None else 0
+
+    def watchlist_generation(self) -> int:
+
+        def body(s: Session):
+            return self._generation(s)
+
+        return self._transact(body)
+
+    def watchlist(self, model: str) -> WatchlistData:
+        """All enrolments for ``model`` (one row per enrolment, ordered by person then id)."""
+        def body(s: Session):
+            generation = self._generation(s)
+            rows = s.execute(
+                select(Enrolment.person_id, Person.name, Enrolment.embedding, Enrolment.dim)
+                .join(Person, Person.id == Enrolment.person_id)
+                .where(Enrolment.model == model)
+                .order_by(Enrolment.person_id, Enrolment.id)
+            ).all()
+            return generation, rows
+
+        generation, rows = self._transact(body)
+        if not rows:
+            return WatchlistData(generation, np.zeros((0,), np.int64), [], np.zeros((0, 0), np.float32))
+        dims = {r.dim for r in rows}
+        if len(dims) != 1:
+            raise StoreError(f"enrolments for model {model!r} have mixed dimensions {sorted(dims)}")
+        embeddings = np.stack([_unblob(r.embedding, r.dim) for r in rows]).astype(np.float32)
+        return WatchlistData(
+            generation=generation,
+            person_ids=np.array([r.person_id for r in rows], dtype=np.int64),
+            names=[r.name for r in rows],
+            embeddings=embeddings,
+        )
+
+    def list_persons(self) -> list[dict]:
+        """Every person with their number of enrolled photos and of hits, by name."""
+        photos = (
+            select(Enrolment.person_id, func.count(func.distinct(Enrolment.photo_sha256)).label("n"))
+            .group_by(Enrolment.person_id)
+            .subquery()
+        )
+        hits = (
+            select(HitRow.person_id, func.count().label("n")).group_by(HitRow.person_id).subquery()
+        )
+        q = (
+            select(
+                Person.name,
+                func.coalesce(photos.c.n, 0),
+                func.coalesce(hits.c.n, 0),
+                Person.created_at,
+            )
+            .outerjoin(photos, photos.c.person_id == Person.id)
+            .outerjoin(hits, hits.c.person_id == Person.id)
+            .order_by(Person.name)
+        )
+
+        def body(s: Session):
+            return [
+                {"name": r[0], "n_photos": int(r[1]), "n_hits": int(r[2]), "created_at": r[3]}
+                for r in s.execute(q)
+            ]
+
+        return self._transact(body)
+
+    def _unknown_person(self, s: Session, name: str) -> NotFoundError:
+        names = list(s.execute(select(Person.name).order_by(Person.name)).scalars())
+        return NotFoundError(f"unknown person {name!r}; enrolled: {self._names_list(names)}")
+
+    @staticmethod
+    def _names_list(names: list[str]) -> str:
+        if not names:
+            return "(none)"
+        shown = ", ".join(names[:_MAX_NAMES_IN_MESSAGE])
+        return shown + (f", … ({len(names)} in all)" if len(names) > _MAX_NAMES_IN_MESSAGE else "")

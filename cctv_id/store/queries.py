@@ -1,0 +1,336 @@
+"""Tracks and hits: saving a run's results and querying them.
+
+Owns the one-transaction save of a batch of tracks and their hits together with the run's
+checkpoint and progress, the crop-path bookkeeping (list, forget), the hit and track queries
+that return plain dicts, and the row count helper for tests and admin tools.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from cctv_id.errors import NotFoundError
+from cctv_id.store.encoding import _bbox, _blob, _unblob
+from cctv_id.store.models import (
+    TABLES,
+    TRACK_STATUSES,
+    Camera,
+    HitRow,
+    Person,
+    Run,
+    Source,
+    TrackRow,
+    to_utc,
+    utcnow,
+)
+from cctv_id.store.persons import PersonsMixin
+from cctv_id.store.records import Checkpoint, HitRecord, TrackRecord
+from cctv_id.store.runs import RunsMixin
+
+
+class TracksHitsMixin(RunsMixin, PersonsMixin):
+    """Saving and querying tracks and hits (part of :class:`Repository`).
+
+    Builds on the runs part (progress and checkpoint saved with the results) and the persons
+    part (the "unknown person" message).
+    """
+
+    # ------------------------------------------------------------------ tracks & hits
+
+    def save_track_results(
+        self,
+        run_id: int,
+        camera_id: int,
+        records: list[TrackRecord],
+        checkpoint: Checkpoint | None = None,
+        progress: tuple[int, int] | None = None,
+    ) -> None:
+        """Store a batch of finished tracks and their hits in ONE transaction, together with
+        the run's ``checkpoint`` (replacing the previous one) and ``progress``
+        (frames_processed, last_frame_index) when given, and a heartbeat: either all of it is
+        stored or none of it, so a checkpoint never runs ahead of or behind the results.
+
+        Idempotent: a (run_id, track_key) already stored is kept as it is (not updated), and
+        a (run_id, track, person) hit already stored is skipped.
+        """
+        records = list(records)
+        if not records and checkpoint is None and progress is None:
+            return
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            raise TypeError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
+        track_rows = []
+        keys = set()
+        for r in records:
+            if r.status not in TRACK_STATUSES:
+                raise ValueError(f"track {r.track_key}: unknown status {r.status!r}")
+            if r.track_key in keys:
+                raise ValueError(f"track_key {r.track_key} appears twice in one batch")
+            keys.add(r.track_key)
+            blob, dim = (None, None) if r.embedding is None else _blob(r.embedding, f"track {r.track_key}")
+            bbox = _bbox(r.best_shot_bbox) or (None, None, None, None)
+            track_rows.append(
+                {
+                    "run_id": run_id,
+                    "track_key": int(r.track_key),
+                    "camera_id": camera_id,
+                    "status": r.status,
+                    "first_frame": int(r.first_frame),
+                    "last_frame": int(r.last_frame),
+                    "first_pts_s": float(r.first_pts_s),
+                    "last_pts_s": float(r.last_pts_s),
+                    "first_seen_at": to_utc(r.first_seen_at, "first_seen_at"),
+                    "last_seen_at": to_utc(r.last_seen_at, "last_seen_at"),
+                    "n_detections": int(r.n_detections),
+                    "max_face_px": float(r.max_face_px),
+                    "quality": float(r.quality),
+                    "model": r.model,
+                    "embedding": blob,
+                    "dim": dim,
+                    "best_score": None if r.best_score is None else float(r.best_score),
+                    "best_person": r.best_person,
+                    "best_shot_frame": None if r.best_shot_frame is None else int(r.best_shot_frame),
+                    "best_shot_pts_s": None if r.best_shot_pts_s is None else float(r.best_shot_pts_s),
+                    "best_shot_at": to_utc(r.best_shot_at, "best_shot_at"),
+                    "bbox_x1": bbox[0],
+                    "bbox_y1": bbox[1],
+                    "bbox_x2": bbox[2],
+                    "bbox_y2": bbox[3],
+                    "crop_path": r.crop_path,
+                    "created_at": utcnow(),
+                }
+            )
+        hit_rows_by_key = {r.track_key: [self._hit_row(run_id, h) for h in r.hits] for r in records}
+
+        def body(s: Session) -> None:
+            if checkpoint is not None or progress is not None:
+                self._set_progress(s, run_id, progress)  # NotFoundError for an unknown run
+            if checkpoint is not None:
+                self._upsert_checkpoint(s, run_id, checkpoint)
+            if not track_rows:
+                return
+            self._insert_ignore(s, TrackRow, track_rows, ["run_id", "track_key"])
+            ids = dict(
+                s.execute(
+                    select(TrackRow.track_key, TrackRow.id).where(
+                        TrackRow.run_id == run_id, TrackRow.track_key.in_(list(keys))
+                    )
+                ).all()
+            )
+            hit_rows = []
+            for key, rows in hit_rows_by_key.items():
+                for row in rows:
+                    row["track_id"] = ids[key]
+                    hit_rows.append(row)
+            self._insert_ignore(s, HitRow, hit_rows, ["run_id", "track_id", "person_id"])
+
+        self._transact(body, write=True)
+
+    def track_crop_paths(self, run_id: int | None = None) -> list[str]:
+        """Every crop path that tracks or hits reference (of one run, or of all), sorted and
+        distinct: for a checker that matches the database against the crop files."""
+        tq = select(TrackRow.crop_path).where(TrackRow.crop_path.is_not(None))
+        hq = select(HitRow.crop_path).where(HitRow.crop_path.is_not(None))
+        if run_id is not None:
+            tq = tq.where(TrackRow.run_id == run_id)
+            hq = hq.where(HitRow.run_id == run_id)
+        q = tq.union(hq)
+        return sorted(self._transact(lambda s: list(s.execute(q).scalars())))
+
+    def clear_crop_path(self, crop_path: str) -> int:
+        """Forget a crop file (e.g. found missing): set crop_path to NULL on every track and
+        hit that references it, in one transaction. Returns the number of rows changed."""
+
+        def body(s: Session) -> int:
+            n = s.execute(update(TrackRow).where(TrackRow.crop_path == crop_path).values(crop_path=None)).rowcount
+            n += s.execute(update(HitRow).where(HitRow.crop_path == crop_path).values(crop_path=None)).rowcount
+            return int(n or 0)
+
+        return self._transact(body, write=True)
+
+    @staticmethod
+    def _hit_row(run_id: int, h: HitRecord) -> dict:
+        bbox = _bbox(h.best_shot_bbox)
+        assert bbox is not None
+        return {
+            "run_id": run_id,
+            "person_id": int(h.person_id),
+            "score": float(h.score),
+            "threshold": float(h.threshold),
+            "face_px": float(h.face_px),
+            "quality": float(h.quality),
+            "first_frame": int(h.first_frame),
+            "last_frame": int(h.last_frame),
+            "first_pts_s": float(h.first_pts_s),
+            "last_pts_s": float(h.last_pts_s),
+            "first_seen_at": to_utc(h.first_seen_at, "first_seen_at"),
+            "last_seen_at": to_utc(h.last_seen_at, "last_seen_at"),
+            "best_shot_frame": int(h.best_shot_frame),
+            "best_shot_pts_s": float(h.best_shot_pts_s),
+            "best_shot_at": to_utc(h.best_shot_at, "best_shot_at"),
+            "bbox_x1": bbox[0],
+            "bbox_y1": bbox[1],
+            "bbox_x2": bbox[2],
+            "bbox_y2": bbox[3],
+            "crop_path": h.crop_path,
+            "created_at": utcnow(),
+        }
+
+    def query_hits(
+        self,
+        person: str | None = None,
+        camera: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        min_score: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict]:
+        """Hits, oldest first (hits without a wall-clock time last).
+
+        ``since``/``until`` keep hits whose [first_seen_at, last_seen_at] overlaps the interval;
+        hits with no wall-clock time are excluded when either is given. Unknown person or
+        camera: :class:`NotFoundError` naming the known ones.
+        """
+        since = to_utc(since, "since")
+        until = to_utc(until, "until")
+        q = (
+            select(
+                HitRow,
+                Person.name,
+                Camera.name,
+                TrackRow.track_key,
+                Source.path,
+            )
+            .join(Person, Person.id == HitRow.person_id)
+            .join(TrackRow, TrackRow.id == HitRow.track_id)
+            .join(Camera, Camera.id == TrackRow.camera_id)
+            .join(Run, Run.id == HitRow.run_id)
+            .join(Source, Source.id == Run.source_id)
+        )
+        if person is not None:
+            q = q.where(Person.name == person)
+        if camera is not None:
+            q = q.where(Camera.name == camera)
+        if since is not None:
+            q = q.where(HitRow.last_seen_at >= since)
+        if until is not None:
+            q = q.where(HitRow.first_seen_at <= until)
+        if min_score is not None:
+            q = q.where(HitRow.score >= float(min_score))
+        q = q.order_by(
+            case((HitRow.first_seen_at.is_(None), 1), else_=0),
+            HitRow.first_seen_at,
+            HitRow.run_id,
+            HitRow.first_pts_s,
+            HitRow.id,
+        )
+        if limit is not None:
+            q = q.limit(int(limit))
+
+        def body(s: Session):
+            if person is not None and not s.execute(
+                select(Person.id).where(Person.name == person)
+            ).first():
+                raise self._unknown_person(s, person)
+            if camera is not None and not s.execute(
+                select(Camera.id).where(Camera.name == camera)
+            ).first():
+                names = list(s.execute(select(Camera.name).order_by(Camera.name)).scalars())
+                raise NotFoundError(f"unknown camera {camera!r}; known: {self._names_list(names)}")
+            return s.execute(q).all()
+
+        rows = self._transact(body)
+        out = []
+        for h, person_name, camera_name, track_key, source_path in rows:
+            out.append(
+                {
+                    "hit_id": h.id,
+                    "run_id": h.run_id,
+                    "person_id": h.person_id,
+                    "person": person_name,
+                    "camera": camera_name,
+                    "track_id": h.track_id,
+                    "track_key": track_key,
+                    "score": h.score,
+                    "threshold": h.threshold,
+                    "face_px": h.face_px,
+                    "quality": h.quality,
+                    "first_seen_s": h.first_pts_s,
+                    "last_seen_s": h.last_pts_s,
+                    "first_seen_at": h.first_seen_at,
+                    "last_seen_at": h.last_seen_at,
+                    "first_frame": h.first_frame,
+                    "last_frame": h.last_frame,
+                    "best_shot_s": h.best_shot_pts_s,
+                    "best_shot_at": h.best_shot_at,
+                    "best_shot_frame": h.best_shot_frame,
+                    "best_shot_bbox": [h.bbox_x1, h.bbox_y1, h.bbox_x2, h.bbox_y2],
+                    "crop_path": h.crop_path,
+                    "source_path": source_path,
+                    "created_at": h.created_at,
+                }
+            )
+        return out
+
+    def list_tracks(self, run_id: int | None = None, status: str | None = None) -> list[dict]:
+        """Tracks (with their embedding as float32 array or None), by run then track_key."""
+        q = select(TrackRow, Camera.name).join(Camera, Camera.id == TrackRow.camera_id)
+        if run_id is not None:
+            q = q.where(TrackRow.run_id == run_id)
+        if status is not None:
+            if status not in TRACK_STATUSES:
+                raise ValueError(f"unknown track status {status!r}; one of {', '.join(TRACK_STATUSES)}")
+            q = q.where(TrackRow.status == status)
+        q = q.order_by(TrackRow.run_id, TrackRow.track_key)
+
+        def body(s: Session):
+            return s.execute(q).all()
+
+        rows = self._transact(body)
+        out = []
+        for t, camera_name in rows:
+            bbox = None if t.bbox_x1 is None else [t.bbox_x1, t.bbox_y1, t.bbox_x2, t.bbox_y2]
+            out.append(
+                {
+                    "track_id": t.id,
+                    "run_id": t.run_id,
+                    "track_key": t.track_key,
+                    "camera_id": t.camera_id,
+                    "camera": camera_name,
+                    "status": t.status,
+                    "first_frame": t.first_frame,
+                    "last_frame": t.last_frame,
+                    "first_seen_s": t.first_pts_s,
+                    "last_seen_s": t.last_pts_s,
+                    "first_seen_at": t.first_seen_at,
+                    "last_seen_at": t.last_seen_at,
+                    "n_detections": t.n_detections,
+                    "max_face_px": t.max_face_px,
+                    "quality": t.quality,
+                    "model": t.model,
+                    "embedding": _unblob(t.embedding, t.dim),
+                    "dim": t.dim,
+                    "best_score": t.best_score,
+                    "best_person": t.best_person,
+                    "best_shot_frame": t.best_shot_frame,
+                    "best_shot_s": t.best_shot_pts_s,
+                    "best_shot_at": t.best_shot_at,
+                    "best_shot_bbox": bbox,
+                    "crop_path": t.crop_path,
+                }
+            )
+        return out
+
+    # ------------------------------------------------------------------ helpers for tests/admin
+
+    def count(self, table_name: str) -> int:
+        table = TABLES.get(table_name)
+        if table is None:
+            raise ValueError(f"unknown table {table_name!r}; one of {', '.join(sorted(TABLES))}")
+
+        def body(s: Session):
+            return int(s.execute(select(func.count()).select_from(table)).scalar_one())
+
+        return self._transact(body)
