@@ -181,11 +181,15 @@ def build_config(
     config_file: str | Path | None = None,
     preset: str | None = None,
     overrides: dict | None = None,
+    default_preset: str | None = None,
 ) -> AppConfig:
-    """Validated configuration from preset <- file <- overrides (each optional)."""
+    """Validated configuration from preset <- file <- overrides (each optional).
+
+    The preset is ``preset`` if given, else the file's ``preset:``, else ``default_preset``.
+    """
     file_data: dict = read_yaml(config_file) if config_file else {}
     origin = str(config_file) if config_file else "defaults"
-    preset_name = preset or file_data.get("preset")
+    preset_name = preset or file_data.get("preset") or default_preset
     merged: dict = {}
     if preset_name:
         pdata = read_yaml(preset_path(preset_name))

@@ -44,7 +44,8 @@ class AppContext:
     def config(self) -> AppConfig:
         if self._cfg is None:
             config_file = self.config_file or os.environ.get("CCTV_ID_CONFIG") or None
-            self._cfg = build_config(config_file, preset=self.preset, overrides=self.overrides)
+            self._cfg = build_config(config_file, preset=self.preset, overrides=self.overrides,
+                                     default_preset="archive")
         return self._cfg
 
     def reconfigure(self, preset: str | None = None, overrides: dict | None = None) -> AppConfig:

@@ -44,8 +44,9 @@ def build_archive_job(app, camera: str):
 @click.option("--start-time", metavar="ISO",
               help="Wall-clock time (UTC unless an offset is given) of the first frame; "
                    "default: the file's creation_time metadata, if any.")
-@click.option("--preset", default="archive", show_default=True,
-              help="Pipeline preset from pipelines/ (or a YAML path).")
+@click.option("--preset", default=None,
+              help="Pipeline preset from pipelines/ (archive, fast) or a YAML path "
+                   "[default: the config file's preset, else archive].")
 @click.option("--stride", type=click.IntRange(min=1), help="Hand every Nth decoded frame on.")
 @click.option("--detect-every", type=click.IntRange(min=1),
               help="Run the detector on every Nth handed frame; the tracker carries faces between.")
