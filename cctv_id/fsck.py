@@ -12,7 +12,6 @@ and reports runs left "running" by a process that no longer exists (resume them 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,21 +36,15 @@ def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
     referenced = set(repo.track_crop_paths())
 
     pending_rels = set()
-    for pending in evidence.pending_files():
-        rel = evidence.relpath(pending)
+    for pending, rel, committed in evidence.pending_states(referenced):
         pending_rels.add(rel)
-        committed = rel in referenced
-        what = (f"crop {rel} committed but not published" if committed
-                else f"crop {rel} left pending by an unfinished transaction")
         if repair:
-            if committed:
-                os.replace(pending, evidence.path(rel))
-                report.repaired.append(f"published {rel}")
-            else:
-                pending.unlink(missing_ok=True)
-                report.repaired.append(f"deleted pending {rel}")
+            evidence.settle(pending, rel, committed)
+            report.repaired.append(f"published {rel}" if committed else f"deleted pending {rel}")
         else:
-            report.problems.append(what)
+            report.problems.append(
+                f"crop {rel} committed but not published" if committed
+                else f"crop {rel} left pending by an unfinished transaction")
 
     for rel in sorted(referenced):
         if not evidence.path(rel).is_file() and not (rel in pending_rels and not repair):

@@ -35,8 +35,8 @@ import numpy as np
 from ..config import DetectorConfig
 from ..types import FaceDetections
 from .base import FaceDetector, check_image
-from .boxes import greedy_suppress
 from .motion import MotionMap, merge_boxes
+from .tiling import merge_pieces
 
 __all__ = ["GatedDetector", "plan_rois", "MIN_ROI", "ROI_ROUND"]
 
@@ -248,8 +248,4 @@ class GatedDetector(FaceDetector):
         sc = np.concatenate(scores)
         lm = np.concatenate(lms)
         cf = np.concatenate(cut)
-        order = np.lexsort((-sc, cf))  # whole faces before cut ones, then by score
-        b, sc, lm = b[order], sc[order], lm[order]
-        keep = greedy_suppress(b, _CONTAIN, self.cfg.nms_iou)
-        out = FaceDetections(frame_index, b[keep], sc[keep], lm[keep])
-        return out.select(np.argsort(-out.scores, kind="stable"))
+        return merge_pieces(frame_index, b, sc, lm, cf, _CONTAIN, self.cfg.nms_iou)

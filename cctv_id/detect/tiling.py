@@ -88,6 +88,18 @@ class _Job:
     pixels: np.ndarray
 
 
+def merge_pieces(frame_index: int, boxes, scores, landmarks, cut, contain: float,
+                 iou: float) -> FaceDetections:
+    """Merge detections gathered from overlapping pieces of one frame (tiles, scales, ROIs):
+    whole faces win over ones cut by a piece edge, then higher scores; a face is kept once
+    (IoU or containment suppression); the result is ordered by score."""
+    order = np.lexsort((-scores, cut))
+    b, sc, lm = boxes[order], scores[order], landmarks[order]
+    keep = greedy_suppress(b, contain, iou)
+    out = FaceDetections(frame_index, b[keep], sc[keep], lm[keep])
+    return out.select(np.argsort(-out.scores, kind="stable"))
+
+
 class TiledDetector(FaceDetector):
     """Wraps any ``FaceDetector`` in the upscale + tiles + merge strategy of ``cfg``."""
 
@@ -220,12 +232,7 @@ class TiledDetector(FaceDetector):
         if len(b) == 0:
             return FaceDetections.empty(frame_index)
 
-        # greedy suppression: uncut before cut, then by score
-        order = np.lexsort((-sc, cutf))
-        b, sc, lm = b[order], sc[order], lm[order]
-        keep_idx = greedy_suppress(b, self.contain, self.cfg.nms_iou)
-        out = FaceDetections(frame_index, b[keep_idx], sc[keep_idx], lm[keep_idx])
-        return out.select(np.argsort(-out.scores, kind="stable"))
+        return merge_pieces(frame_index, b, sc, lm, cutf, self.contain, self.cfg.nms_iou)
 
     # -- public ---------------------------------------------------------------
     def detect_batch(

@@ -78,16 +78,25 @@ class EvidenceWriter:
         rel = path.relative_to(self.data_dir).as_posix()
         return rel[: -len(PENDING_SUFFIX)] if rel.endswith(PENDING_SUFFIX) else rel
 
+    def pending_states(self, referenced: set[str], run_id: int | None = None
+                       ) -> list[tuple[Path, str, bool]]:
+        """Pending crops as (file, relpath, committed): committed when the database
+        references the crop, i.e. its transaction went through."""
+        return [(p, self.relpath(p), self.relpath(p) in referenced)
+                for p in self.pending_files(run_id)]
+
+    def settle(self, pending: Path, rel: str, committed: bool) -> None:
+        """Publish a committed pending crop, delete an uncommitted one."""
+        if committed:
+            os.replace(pending, self.path(rel))
+        else:
+            pending.unlink(missing_ok=True)
+
     def recover(self, referenced: set[str], run_id: int | None = None) -> tuple[int, int]:
         """Finish what a crash left half-way: publish pending crops whose transaction
-        committed (the database references them), delete the others. Returns counts."""
-        published = deleted = 0
-        for pending in self.pending_files(run_id):
-            rel = self.relpath(pending)
-            if rel in referenced:
-                os.replace(pending, self.path(rel))
-                published += 1
-            else:
-                pending.unlink(missing_ok=True)
-                deleted += 1
-        return published, deleted
+        committed, delete the others. Returns (published, deleted)."""
+        states = self.pending_states(referenced, run_id)
+        for pending, rel, committed in states:
+            self.settle(pending, rel, committed)
+        published = sum(committed for _, _, committed in states)
+        return published, len(states) - published
