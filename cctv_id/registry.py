@@ -18,6 +18,7 @@ DETECTORS: dict[str, str] = {
 
 RECOGNIZERS: dict[str, str] = {
     "dlib": "cctv_id.recognize.dlib_resnet:DlibResNetEncoder",
+    "dlib-torch": "cctv_id.recognize.dlib_torch:DlibTorchEncoder",
     "insightface": "cctv_id.recognize.insightface_pack:InsightFaceEncoder",
 }
 
