@@ -43,6 +43,7 @@ class StudentRecipe(_Strict):
     widths: list[int] = Field(default_factory=lambda: [32, 64, 128, 256])
     blocks: list[int] = Field(default_factory=lambda: [2, 2, 2, 1])
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    freeze_from_stage: int | None = Field(None, ge=0)  # blocks of this stage and later + head stay fixed
 
 
 class DegradeRecipe(_Strict):

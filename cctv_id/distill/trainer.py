@@ -31,6 +31,19 @@ from ..errors import ConfigError, InputError
 from .recipe import Recipe
 
 STUDENT_FORMAT = "cctv-id-student-v1"
+VAL_KEYS = ("val_cos_12", "val_cos_16", "val_cos_24", "val_rank1_12", "val_rank1_16", "val_rank1_24")
+
+
+def hr_lr_rank1(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray) -> float:
+    """Rank-1 of each LR probe among the teacher's HR embeddings of the OTHER images (the
+    probe's own image excluded): the validation figure that tracks hr-lr recognition."""
+    sims = probes @ gallery.T
+    np.fill_diagonal(sims, -np.inf)
+    has_mate = np.array([(labels == lab).sum() > 1 for lab in labels])
+    if not has_mate.any():
+        return float("nan")
+    best = sims.argmax(1)
+    return float(np.mean(labels[best][has_mate] == labels[has_mate]))
 
 
 @dataclass
@@ -54,8 +67,6 @@ def _device(recipe: Recipe):
 
 def build_student(recipe: Recipe, teacher=None):
     """The student module the recipe describes (compact, or dlib's architecture)."""
-    import copy
-
     from ..recognize.models.compact import CompactSpec, CompactStudent
 
     st = recipe.student
@@ -66,14 +77,18 @@ def build_student(recipe: Recipe, teacher=None):
         if len(spec.widths) != len(spec.blocks):
             raise ConfigError("student.widths and student.blocks must have the same length")
         return CompactStudent(spec)
-    if st.input_size != 150:
-        raise ConfigError("student.arch 'dlib' reads 150 px chips: set student.input_size: 150")
-    if teacher is None:
-        from ..recognize.models.dlib_resnet_torch import load_teacher
+    if st.input_size < 96:
+        raise ConfigError("student.arch 'dlib' needs student.input_size >= 96 (its strided stages)")
+    from ..recognize.models.dlib_resnet_torch import DlibResNet
 
-        teacher = load_teacher()
-    model = copy.deepcopy(teacher)
-    if st.init == "scratch":
+    model = DlibResNet(input_size=st.input_size)
+    if st.init == "teacher":
+        if teacher is None:
+            from ..recognize.models.dlib_resnet_torch import load_teacher
+
+            teacher = load_teacher()
+        model.load_state_dict(teacher.state_dict())
+    else:
         import torch
 
         for m in model.modules():
@@ -82,6 +97,18 @@ def build_student(recipe: Recipe, teacher=None):
     for p in model.parameters():
         p.requires_grad_(True)
     return model
+
+
+def freeze_late_stages(model, stage: int) -> None:
+    """Freeze every block of ``stage`` and later, and the embedding head: only the early
+    stages learn to read degraded faces, the teacher's identity layers stay as they are."""
+    for block, (st, _, _) in zip(model.blocks, model.block_info):
+        if st >= stage:
+            for p in block.parameters():
+                p.requires_grad_(False)
+    head = getattr(model, "fc", None) or getattr(model, "head", None)
+    for p in head.parameters():
+        p.requires_grad_(False)
 
 
 def student_align_spec(size: int):
@@ -172,6 +199,8 @@ def export_student(model, recipe: Recipe, teacher_sha: str, path: Path, extra: d
     arch = {"arch": recipe.student.arch}
     if recipe.student.arch == "compact":
         arch["spec"] = model.spec.to_dict()
+    else:
+        arch["input_size"] = recipe.student.input_size
     payload = {
         "format": STUDENT_FORMAT,
         **arch,
@@ -290,9 +319,12 @@ def train(
     log("degraded training chips (cached after the first run) ...")
     bank = build_bank(train_samples, spec, settings, recipe.data.variants_per_image, recipe.seed,
                       progress=_counter("degrade", progress))
+    val_labels = np.array([f"{s.dataset}/{s.person}" for s in val_samples])
     val_chips = {px: fixed_probe_chips(val_samples, spec, px, recipe.seed) for px in (12, 16, 24)} if val_samples else {}
     teacher.to(device)
 
+    if recipe.student.freeze_from_stage is not None:
+        freeze_late_stages(model, recipe.student.freeze_from_stage)
     head = None
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.loss.classification > 0:
@@ -322,7 +354,7 @@ def train(
     writer = csv.writer(log_fh)
     if new_log:
         writer.writerow(["step", "lr", "loss", "embedding", "contrastive", "attention", "classification", "images_per_s",
-                         "val_cos_12", "val_cos_16", "val_cos_24"])
+                         *VAL_KEYS])
 
     def validate() -> dict[str, float]:
         if not val_chips or val_targets is None:
@@ -333,7 +365,10 @@ def train(
             for px, chips in val_chips.items():
                 e = torch.cat([model(preprocess_bgr(chips[s:s + 128]).to(device)).float().cpu()
                                for s in range(0, len(chips), 128)])
-                res[f"val_cos_{px}"] = float((F.normalize(e, dim=1) * torch.from_numpy(val_targets.embeddings[0])).sum(1).mean())
+                e = F.normalize(e, dim=1)
+                t = torch.from_numpy(val_targets.embeddings[0])
+                res[f"val_cos_{px}"] = float((e * t).sum(1).mean())
+                res[f"val_rank1_{px}"] = hr_lr_rank1(e.numpy(), t.numpy(), val_labels)
         model.train()
         return res
 
@@ -407,10 +442,11 @@ def train(
                 writer.writerow([done, f"{opt.param_groups[0]['lr']:.6g}", f"{float(loss.detach()):.5f}",
                                  f"{parts['embedding']:.5f}", f"{parts['contrastive']:.5f}", f"{parts['attention']:.5f}",
                                  f"{parts['classification']:.5f}", f"{rate:.1f}",
-                                 *(f"{val[k]:.4f}" if k in val else "" for k in ("val_cos_12", "val_cos_16", "val_cos_24"))])
+                                 *(f"{val[k]:.4f}" if k in val else "" for k in VAL_KEYS)])
                 log_fh.flush()
                 if bar is not None:
-                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{rate:.0f}", **{k[4:]: f"{v:.3f}" for k, v in val.items()})
+                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{rate:.0f}",
+                                    **{k[4:]: f"{v:.3f}" for k, v in val.items() if "rank1" in k})
             if done % recipe.train.checkpoint_every == 0 or done == end_step:
                 _save_checkpoint(ckpt_path, model, opt, head, done, fingerprint)
 

@@ -114,13 +114,17 @@ class DlibResNet(nn.Module):
     residual block, the i-th map of ``forward_with_maps``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, input_size: int = INPUT_SIZE) -> None:
+        """``input_size``: the chip size the network reads (dlib's own: 150). The network is
+        fully convolutional up to its global average pool, so a student of the same
+        architecture may read smaller chips; ``block_info`` follows the size."""
         super().__init__()
+        self.input_size = int(input_size)
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 7, 2, dlib_padding(7, 2))
         self.affine1 = Affine(STEM_CHANNELS)
         blocks = []
         info: list[tuple[int, int, int]] = []
-        size = _out(_out(INPUT_SIZE, 7, 2), 3, 2)
+        size = _out(_out(self.input_size, 7, 2), 3, 2)
         channels = STEM_CHANNELS
         for stage, (width, count, stride) in enumerate(STAGES):
             for j in range(count):

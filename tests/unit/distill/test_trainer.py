@@ -1,0 +1,127 @@
+"""The trainer on a small real subset: losses fall, resumption is bit-exact, the recipe is what runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cctv_id.distill.recipe import Recipe  # noqa: E402
+from cctv_id.distill.trainer import train  # noqa: E402
+from cctv_id.errors import ConfigError, InputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, shared_data):
+    import os
+
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("CCTV_ID_CACHE")
+    os.environ["CCTV_ID_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CCTV_ID_CACHE", None)
+    else:
+        os.environ["CCTV_ID_CACHE"] = old
+
+
+def small_recipe(shared_data: Path, **changes) -> Recipe:
+    data = {
+        "name": "tiny",
+        "seed": 3,
+        "data": {"root": str(shared_data / "faces"), "sets": ["celeba", "att"], "max_people": 6,
+                 "max_images_per_person": 6, "variants_per_image": 2, "val_people": 12},
+        "loss": {"embedding": 1.0, "contrastive": 0.5, "attention": 0.1},
+        "optim": {"batch_size": 16, "steps": 40, "warmup_steps": 2, "lr": 0.003},
+        "train": {"checkpoint_every": 10, "val_every": 20, "log_every": 1, "threads": 2},
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        data[section][field] = value
+    return Recipe.model_validate(data)
+
+
+def read_log(out: Path) -> list[dict]:
+    with open(out / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_losses_fall_and_weights_are_written(cache, shared_data, tmp_path):
+    recipe = small_recipe(shared_data)
+    result = train(recipe, tmp_path / "run", progress=False, log=lambda m: None)
+    rows = read_log(tmp_path / "run")
+    assert len(rows) == 40
+    first = sum(float(r["loss"]) for r in rows[:5]) / 5
+    last = sum(float(r["loss"]) for r in rows[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    assert result.weights and result.weights.is_file()
+    saved = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert saved == recipe.resolved()
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert not set(split["celeba"]["train"]) & set(split["celeba"]["test"])
+    assert not set(split["att"]["train"]) & set(split["att"]["test"])
+
+
+def test_resume_is_bit_exact(cache, shared_data, tmp_path):
+    recipe = small_recipe(shared_data, optim__steps=12)
+    train(recipe, tmp_path / "straight", progress=False, log=lambda m: None)
+    part = train(recipe, tmp_path / "resumed", max_steps=5, progress=False, log=lambda m: None)
+    assert part.weights is None and part.steps_done == 5
+    train(recipe, tmp_path / "resumed", progress=False, log=lambda m: None)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_recipe_values_change_what_runs(cache, shared_data, tmp_path):
+    without = small_recipe(shared_data, optim__steps=3, loss__attention=0.0)
+    train(without, tmp_path / "a", progress=False, log=lambda m: None)
+    assert all(float(r["attention"]) == 0.0 for r in read_log(tmp_path / "a"))
+    with_att = small_recipe(shared_data, optim__steps=3, loss__attention=0.5)
+    train(with_att, tmp_path / "b", progress=False, log=lambda m: None)
+    att = [float(r["attention"]) for r in read_log(tmp_path / "b")]
+    assert all(a > 0 for a in att)
+    loss_b = [float(r["loss"]) for r in read_log(tmp_path / "b")]
+    loss_a = [float(r["loss"]) for r in read_log(tmp_path / "a")]
+    assert loss_b[0] > loss_a[0]  # lambda * attention is part of the objective
+    small = small_recipe(shared_data, optim__steps=2, student__input_size=32)
+    result = train(small, tmp_path / "c", progress=False, log=lambda m: None)
+    payload = torch.load(result.weights, weights_only=True)
+    assert payload["align"]["size"] == 32 and payload["spec"]["input_size"] == 32
+
+
+def test_incompatible_checkpoint_is_refused(cache, shared_data, tmp_path):
+    train(small_recipe(shared_data, optim__steps=2), tmp_path / "run", progress=False, log=lambda m: None)
+    other = small_recipe(shared_data, optim__steps=2, loss__attention=0.7)
+    with pytest.raises(ConfigError, match="another recipe"):
+        train(other, tmp_path / "run", progress=False, log=lambda m: None)
+    train(other, tmp_path / "run", restart=True, progress=False, log=lambda m: None)
+
+
+def test_missing_data_folder(tmp_path):
+    recipe = Recipe.model_validate({"name": "x", "data": {"root": str(tmp_path / "nowhere")}})
+    with pytest.raises(InputError, match="not found"):
+        train(recipe, tmp_path / "run", progress=False, log=lambda m: None)
+
+
+def test_teacher_architecture_student_starts_as_the_teacher_and_freezes_late_stages():
+    from cctv_id.distill.trainer import build_student, freeze_late_stages
+    from cctv_id.recognize.models.dlib_resnet_torch import load_teacher
+
+    recipe = Recipe.model_validate({"name": "a", "student": {"arch": "dlib", "init": "teacher", "input_size": 150,
+                                                             "freeze_from_stage": 3}})
+    teacher = load_teacher()
+    model = build_student(recipe, teacher)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), teacher.state_dict().values()))
+    freeze_late_stages(model, 3)
+    for block, (stage, _, _) in zip(model.blocks, model.block_info):
+        assert all(p.requires_grad == (stage < 3) for p in block.parameters())
+    assert not any(p.requires_grad for p in model.fc.parameters())
+    assert all(p.requires_grad for p in model.conv1.parameters())
+    with pytest.raises(ConfigError, match="input_size >= 96"):
+        build_student(Recipe.model_validate({"name": "b", "student": {"arch": "dlib", "input_size": 48}}), teacher)
