@@ -20,6 +20,7 @@ RECOGNIZERS: dict[str, str] = {
     "dlib": "cctv_id.recognize.dlib_resnet:DlibResNetEncoder",
     "dlib-torch": "cctv_id.recognize.dlib_torch:DlibTorchEncoder",
     "insightface": "cctv_id.recognize.insightface_pack:InsightFaceEncoder",
+    "student": "cctv_id.recognize.student:StudentEncoder",
 }
 
 KINDS: dict[str, dict[str, str]] = {"detector": DETECTORS, "recognizer": RECOGNIZERS}

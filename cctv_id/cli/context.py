@@ -91,9 +91,9 @@ class AppContext:
 
     def encoder(self):
         if self._encoder is None:
-            from ..recognize.base import build_encoder
+            from ..recognize.base import build_small_face_encoder
 
-            self._encoder = build_encoder(self.config().recognizer)
+            self._encoder = build_small_face_encoder(self.config().recognizer)
         return self._encoder
 
     def bands(self, encoder):
@@ -101,7 +101,11 @@ class AppContext:
         from ..recognize.manifest import thresholds_for
 
         dcfg = self.config().decision
-        return apply_overrides(thresholds_for(encoder.name, dcfg.target_fmr), dcfg.thresholds)
+        if hasattr(encoder, "threshold_bands"):  # routed by face size
+            bands = encoder.threshold_bands(dcfg.target_fmr)
+        else:
+            bands = thresholds_for(encoder.name, dcfg.target_fmr)
+        return apply_overrides(bands, dcfg.thresholds)
 
     def close(self) -> None:
         if self._repo is not None:

@@ -7,7 +7,7 @@ A name maps to two registry backends (``cctv_id.registry``, kind ``recognizer``)
 |----------------|---------------|--------------|-----------------------|
 | ``dlib``       | dlib          | dlib         | both sides            |
 | ``dlib-torch`` | dlib-torch    | dlib-torch   | both sides            |
-| ``student``    | dlib (teacher)| student      | the probe side        |
+| ``student``    | dlib-torch    | student      | the probe side        |
 | ``student-only``| student      | student      | both sides            |
 
 A backend that is not registered in this installation (the student before it ships) is a
@@ -37,8 +37,9 @@ RECOGNIZERS: dict[str, RecognizerSpec] = {
         RecognizerSpec("dlib", "dlib", "dlib", "both", "dlib's ResNet on both sides"),
         RecognizerSpec("dlib-torch", "dlib-torch", "dlib-torch", "both",
                        "dlib's ResNet on the PyTorch engine, both sides"),
-        RecognizerSpec("student", "dlib", "student", "probe",
-                       "gallery by the teacher (dlib), probes by the low-resolution student"),
+        RecognizerSpec("student", "dlib-torch", "student", "probe",
+                       "gallery by the teacher (dlib's ResNet on the PyTorch engine, parity >= 0.9999 "
+                       "with dlib), probes by the low-resolution student"),
         RecognizerSpec("student-only", "student", "student", "both", "the student on both sides"),
     )
 }

@@ -178,7 +178,8 @@ class ArchiveJob:
 
     def _open_run(self, video_path: Path, source, restart: bool):
         sha = file_sha256(video_path)
-        models = {"detector": self.detector.model_sha256, "recognizer": self.encoder.model_sha256}
+        models = {"detector": self.detector.model_sha256,
+                  **getattr(self.encoder, "component_sha256s", {"recognizer": self.encoder.model_sha256})}
         config_sha = results_config_sha256(self.cfg, source.start_time, self.matcher.generation,
                                            self.camera)
         source_id = self.repo.get_or_create_source(

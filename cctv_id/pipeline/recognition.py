@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ..align import align_faces
+from ..decide import representative_face_px
 from ..recognize.aggregate import aggregate
 from ..types import FaceCrops, Track, TrackIdentity
 
@@ -34,9 +35,34 @@ def crops_for_tracks(tracks: Sequence[Track], spec) -> tuple[FaceCrops, list[int
 
 
 def identify_tracks(tracks: Sequence[Track], encoder, batch_size: int = 16) -> list[TrackIdentity]:
-    """One ``TrackIdentity`` per track, in order; tracks without samples get no embedding."""
+    """One ``TrackIdentity`` per track, in order; tracks without samples get no embedding.
+
+    An encoder that routes by face size (``encoder_for``, see ``recognize.routed``) embeds
+    each track with the recogniser for its representative face size, in one batch per
+    recogniser.
+    """
     if not tracks:
         return []
+    if hasattr(encoder, "encoder_for"):
+        groups: dict[int, list[int]] = {}
+        chosen = {}
+        for pos, track in enumerate(tracks):
+            px = representative_face_px(TrackIdentity(track, None, encoder.name, 0.0))
+            sub = encoder.encoder_for(px)
+            chosen[id(sub)] = sub
+            groups.setdefault(id(sub), []).append(pos)
+        out: list[TrackIdentity | None] = [None] * len(tracks)
+        for key, positions in groups.items():
+            sub = chosen[key]
+            size = batch_size if sub is encoder.large else max(batch_size, sub.batch_size)
+            for pos, ident in zip(positions, _identify(
+                    [tracks[p] for p in positions], sub, size)):
+                out[pos] = TrackIdentity(ident.track, ident.embedding, encoder.name, ident.quality)
+        return out  # type: ignore[return-value]
+    return _identify(tracks, encoder, batch_size)
+
+
+def _identify(tracks: Sequence[Track], encoder, batch_size: int) -> list[TrackIdentity]:
     crops, owners = crops_for_tracks(tracks, encoder.align_spec)
     vectors = []
     for start in range(0, len(crops), batch_size):

@@ -89,3 +89,19 @@ def build_encoder(cfg: RecognizerConfig) -> FaceEncoder:
 
     factory = resolve("recognizer", cfg.backend)
     return factory(cfg)
+
+
+def build_small_face_encoder(cfg: RecognizerConfig) -> FaceEncoder:
+    """The recogniser ``cfg`` names, routed to ``cfg.small_faces`` for small faces when that
+    is enabled (``recognize.routed.RoutedEncoder``)."""
+    large = build_encoder(cfg)
+    small_cfg = cfg.small_faces
+    if small_cfg is None or not small_cfg.enabled:
+        return large
+    from ..config import RecognizerConfig as _Cfg
+    from .routed import RoutedEncoder
+
+    small = build_encoder(_Cfg(backend=small_cfg.backend, model_path=small_cfg.model_path,
+                               batch_size=small_cfg.batch_size, options=small_cfg.options,
+                               small_faces=None))
+    return RoutedEncoder(large, small, small_cfg.below_px)

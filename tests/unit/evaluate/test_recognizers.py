@@ -12,7 +12,7 @@ from cctv_id.evaluate.recognizers import RECOGNIZERS, build_recognizer
 def test_table():
     assert set(RECOGNIZERS) == {"dlib", "dlib-torch", "student", "student-only"}
     s = RECOGNIZERS["student"]
-    assert (s.gallery_backend, s.probe_backend, s.weights_to) == ("dlib", "student", "probe")
+    assert (s.gallery_backend, s.probe_backend, s.weights_to) == ("dlib-torch", "student", "probe")
     assert RECOGNIZERS["student-only"].gallery_backend == "student"
 
 
