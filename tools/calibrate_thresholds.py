@@ -5,6 +5,8 @@ Protocol: see cctv_id/recognize/calibrate.py. About 600 images x 6 resolutions t
 take ~5 minutes on one core.
 
 Usage: python tools/calibrate_thresholds.py [--backend dlib] [--celeba DIR] [--max-people N] [--dry-run]
+       python tools/calibrate_thresholds.py --backend student --gallery-backend dlib-torch \
+           --people-file weights/askd-student-v1.test-people.txt --per-person 4
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", default="dlib")
     ap.add_argument("--model-path", default=None)
+    ap.add_argument("--gallery-backend", default=None,
+                    help="recogniser of the full-size gallery (a student is calibrated against its teacher: dlib-torch)")
+    ap.add_argument("--people-file", default=None, help="only these CelebA people (one name per line)")
     ap.add_argument("--celeba", default=str(REPO.parent / "shared" / "data" / "faces" / "celeba"))
     ap.add_argument("--per-person", type=int, default=2)
     ap.add_argument("--max-people", type=int, default=None)
@@ -34,8 +39,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the results, do not write the manifest")
     args = ap.parse_args(argv)
 
-    encoder = build_encoder(RecognizerConfig(backend=args.backend, model_path=args.model_path))
-    result = calibrate(encoder, args.celeba, per_person=args.per_person, max_people=args.max_people)
+    encoder = build_encoder(RecognizerConfig(backend=args.backend, model_path=args.model_path, small_faces=None))
+    gallery = (build_encoder(RecognizerConfig(backend=args.gallery_backend, small_faces=None))
+               if args.gallery_backend else None)
+    people = None
+    if args.people_file:
+        people = {ln.strip() for ln in Path(args.people_file).read_text().splitlines() if ln.strip()}
+    result = calibrate(encoder, args.celeba, per_person=args.per_person, max_people=args.max_people,
+                       gallery_encoder=gallery, people=people)
     print(json.dumps(result, indent=1))
     if not args.dry_run:
         write_to_manifest(args.manifest, args.model_name or encoder.name, result)

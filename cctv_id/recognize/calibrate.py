@@ -58,7 +58,7 @@ FMRS: tuple[float, ...] = (1e-3, 1e-2)
 
 PROTOCOL = {
     "name": "celeba-hr-vs-lr-v1",
-    "data": "CelebA identity subset (../shared/data/faces/celeba), first 2 images per identity with a RetinaFace face",
+    "data": "CelebA identity subset (../shared/data/faces/celeba), first per_person images per identity with a RetinaFace face",
     "face_px": "RetinaFace-MobileNet0.25 box height on the full-size image",
     "gallery": "full-size image, aligned with RetinaFace landmarks",
     "probe": "whole image shrunk (INTER_AREA) so the face box height = band rep_px, enlarged back (INTER_CUBIC), aligned with the full-size landmarks",
@@ -76,10 +76,11 @@ class Item:
     face_px: float
 
 
-def select_items(celeba_dir: str | Path, per_person: int = 2, max_people: int | None = None) -> list[Item]:
+def select_items(celeba_dir: str | Path, per_person: int = 2, max_people: int | None = None,
+                 people_filter: set[str] | None = None) -> list[Item]:
     root = Path(celeba_dir)
     items: list[Item] = []
-    people = sorted(p for p in root.iterdir() if p.is_dir())
+    people = sorted(p for p in root.iterdir() if p.is_dir() and (people_filter is None or p.name in people_filter))
     n_people = 0
     for person in people:
         chosen: list[Item] = []
@@ -150,15 +151,24 @@ def calibrate(
     per_person: int = 2,
     max_people: int | None = None,
     log=None,
+    gallery_encoder: FaceEncoder | None = None,
+    people: set[str] | None = None,
 ) -> dict:
-    """Run the protocol; returns ``{"thresholds": [...], "reference_full": {...}, "protocol": {...}}``."""
+    """Run the protocol; returns ``{"thresholds": [...], "reference_full": {...}, "protocol": {...}}``.
+
+    ``gallery_encoder`` embeds the full-size gallery (default: ``encoder``), ``encoder`` the
+    shrunk probes: a student that lives in its teacher's space is calibrated against the
+    teacher's gallery, as the pipeline uses it. ``people`` restricts the identities (a
+    trained model is calibrated on people it never saw).
+    """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    items = select_items(celeba_dir, per_person, max_people)
+    items = select_items(celeba_dir, per_person, max_people, people)
     labels = [it.person for it in items]
     log(f"{len(items)} images of {len(set(labels))} people; face_px median {np.median([i.face_px for i in items]):.0f}")
-    gallery = embed_items(encoder, items, None, log)
+    gallery = embed_items(gallery_encoder or encoder, items, None, log)
     rows = []
-    gen, imp = pair_scores(gallery, gallery, labels)
+    full_probes = gallery if gallery_encoder is None or gallery_encoder is encoder else embed_items(encoder, items, None, log)
+    gen, imp = pair_scores(gallery, full_probes, labels)
     reference = {"n_genuine": int(len(gen)), "n_impostor": int(len(imp))}
     for fmr in fmrs:
         t = threshold_at_fmr(imp, fmr)
@@ -184,6 +194,12 @@ def calibrate(
             rows.append(row)
             log(f"  {row}")
     protocol = dict(PROTOCOL)
+    if gallery_encoder is not None and gallery_encoder is not encoder:
+        protocol["gallery"] = f"full-size image embedded by {gallery_encoder.name}, aligned with RetinaFace landmarks"
+        protocol["probe_recognizer"] = encoder.name
+        protocol["reference_full"] = "full-size probes embedded by the probe recogniser against the gallery"
+    if people is not None:
+        protocol["people"] = "the people of the model's test split only (never trained on)"
     protocol["n_people"] = len(set(labels))
     protocol["n_images"] = len(items)
     protocol["bands"] = {b.name: {"min_px": b.min_px, "max_px": b.max_px, "rep_px": b.rep_px} for b in bands}
