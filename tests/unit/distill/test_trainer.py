@@ -41,7 +41,7 @@ def small_recipe(shared_data: Path, **changes) -> Recipe:
     }
     for key, value in changes.items():
         section, _, field = key.partition("__")
-        data[section][field] = value
+        data.setdefault(section, {})[field] = value
     return Recipe.model_validate(data)
 
 
