@@ -25,6 +25,7 @@ import numpy as np
 
 from ..align import AlignSpec, align_faces
 from ..errors import InputError
+from ..evaluate.annotate import read_image
 from .degrade import DegradeSettings, degrade_to_chip
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
@@ -116,15 +117,6 @@ def annotate_samples(root: Path, dataset: str, items: list[tuple[str, Path]], pr
             continue
         out.append(Sample(dataset, person, path, np.asarray(note.landmarks, np.float32), float(note.face_px)))
     return out
-
-
-def read_image(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    return image
 
 
 def _key(*parts) -> str:

@@ -229,7 +229,7 @@ def train(
     import torch
     import torch.nn.functional as F
 
-    from ..recognize.models.compact import preprocess_bgr
+    from ..recognize.models.dlib_resnet_torch import preprocess as preprocess_bgr
     from ..recognize.models.dlib_resnet_torch import load_teacher
     from .attention import askd_loss, pair_blocks
     from .data import (

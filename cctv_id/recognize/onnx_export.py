@@ -1,7 +1,7 @@
 """Export the student to ONNX and prove that onnxruntime gives the same embeddings as torch.
 
 The exported graph takes the normalised float input ``(N, 3, S, S)`` (see
-``models.compact.preprocess_bgr``: RGB, (pixel - dlib mean) / 256) and returns the raw
+``models.dlib_resnet_torch.preprocess``: RGB, (pixel - dlib mean) / 256) and returns the raw
 128-d embedding (normalise it before comparing); the batch dimension is dynamic. Parity is
 checked on real chips when given, else on a fixed random batch.
 """
@@ -22,7 +22,7 @@ def export_student_onnx(weights: Path | None, out: Path, chips: np.ndarray | Non
     import torch
 
     from ..config import RecognizerConfig
-    from .models.compact import preprocess_bgr
+    from .models.dlib_resnet_torch import preprocess as preprocess_bgr
     from .student import StudentEncoder
 
     out = Path(out)

@@ -123,7 +123,7 @@ class StudentEncoder(FaceEncoder):
     def _forward(self, chips: np.ndarray) -> np.ndarray:
         import torch
 
-        from .models.compact import preprocess_bgr
+        from .models.dlib_resnet_torch import preprocess as preprocess_bgr
 
         x = preprocess_bgr(chips).to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():

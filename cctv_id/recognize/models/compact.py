@@ -8,7 +8,8 @@ rebuilt without the recipe that trained it.
 Layout (defaults, 48 px input): stem 3x3/1 conv -> 3x3/2 conv (24x24), then stages of basic
 residual blocks with widths 32/64/128/256 at 24/12/6/3 px (the teacher's widths, so the
 channel-attention term of A-SKD applies block for block), a BN -> flatten -> FC head to the
-teacher's 128-d space. ``forward_with_maps`` also returns every block's output before its
+teacher's 128-d space. Its input is normalised like the teacher's (``dlib_resnet_torch.preprocess``).
+``forward_with_maps`` also returns every block's output before its
 final ReLU, the tensors attention similarity is computed on; ``block_info`` names their
 (stage, channels, spatial size) like the teacher port does.
 """
@@ -17,13 +18,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
-
-# dlib's input layer means (RGB), shared with the teacher so that both see the same numbers.
-DLIB_RGB_MEAN = (122.782, 117.001, 104.298)
-
 
 @dataclass(frozen=True)
 class CompactSpec:
@@ -52,14 +48,6 @@ class CompactSpec:
                 size = (size + 1) // 2
             sizes.append(size)
         return sizes
-
-
-def preprocess_bgr(chips_bgr_uint8: np.ndarray) -> torch.Tensor:
-    """``(N, S, S, 3)`` uint8 BGR chips -> ``(N, 3, S, S)`` float, RGB, (x - dlib mean) / 256."""
-    arr = np.ascontiguousarray(np.asarray(chips_bgr_uint8)[..., ::-1], dtype=np.float32)
-    arr -= np.asarray(DLIB_RGB_MEAN, np.float32)
-    arr /= 256.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
 class _Block(nn.Module):
