@@ -43,6 +43,7 @@ NAMING_CONVENTION = {
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 TRACK_STATUSES = ("matched", "unknown", "too_small", "too_short")
+ALERT_STATUSES = ("pending", "sent", "failed", "dropped", "suppressed")
 WATCHLIST_GENERATION_KEY = "watchlist_generation"
 
 
@@ -251,6 +252,36 @@ class HitRow(Base):
     bbox_y2: Mapped[float] = mapped_column(Double)
     crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertOutbox(Base):
+    """Webhook alerts waiting to be delivered, and what became of them (0003).
+
+    One row per (run, track, person) alert, identified by ``dedup_key``: "pending" until
+    delivered ("sent") or given up ("failed"); "dropped" when the outbox overflowed before
+    delivery; "suppressed" when the same person had an alert within the cooldown (written
+    anyway, so the key is consumed and the decision can be seen). ``payload`` is the JSON
+    body minus ``alert_id`` and ``dedup_key``, which are added when it is sent.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(ALERT_STATUSES)})", name="status"),
+        Index(None, "person"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    person: Mapped[str] = mapped_column(String(255))
+    camera: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Meta(Base):

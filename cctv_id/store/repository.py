@@ -15,11 +15,13 @@ The class is composed of parts, each in its own module:
 - :mod:`cctv_id.store.engine`: engine, SQLite pragmas, retrying transactions, error messages;
 - :mod:`cctv_id.store.runs`: cameras, sources, runs and checkpoints;
 - :mod:`cctv_id.store.persons`: persons, enrolments and the watchlist;
-- :mod:`cctv_id.store.queries`: saving and querying tracks and hits.
+- :mod:`cctv_id.store.queries`: saving and querying tracks and hits;
+- :mod:`cctv_id.store.alerts`: the webhook alert outbox.
 """
 
 from __future__ import annotations
 
+from cctv_id.store.alerts import AlertsMixin
 from cctv_id.store.engine import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_RETRY_SECONDS
 from cctv_id.store.persons import PersonsMixin
 from cctv_id.store.queries import TracksHitsMixin
@@ -28,7 +30,7 @@ from cctv_id.store.runs import RESUMABLE_STATUSES, RunsMixin
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_RETRY_SECONDS", "RESUMABLE_STATUSES", "Repository"]
 
 
-class Repository(TracksHitsMixin, RunsMixin, PersonsMixin):
+class Repository(TracksHitsMixin, RunsMixin, PersonsMixin, AlertsMixin):
     """Access to the cctv-id database at ``url`` (SQLAlchemy URL; SQLite or PostgreSQL).
 
     Opening creates the SQLite file's folder if needed and migrates the schema to the latest
