@@ -117,11 +117,63 @@ class VideoConfig(_Strict):
     prefetch: bool = True  # decode ahead in a thread while detecting
 
 
+class StreamConfig(_Strict):
+    """How a live camera is read: RTSP transport, timeouts, reconnects and the live buffer."""
+
+    transport: str = Field("tcp", pattern="^(tcp|udp)$")
+    open_timeout_s: float = Field(5.0, gt=0.0)  # connect + first answer
+    read_timeout_s: float = Field(5.0, gt=0.0)  # one blocking read
+    stall_timeout_s: float = Field(5.0, gt=0.0)  # no decoded frame this long -> reconnect
+    backoff_initial_s: float = Field(0.5, gt=0.0)  # first reconnect delay
+    backoff_max_s: float = Field(30.0, gt=0.0)  # delays double up to this
+    backoff_jitter: float = Field(0.3, ge=0.0, le=1.0)  # +- this fraction, random
+    buffer_frames: int = Field(2, ge=1)  # live buffer; the oldest frame is dropped when full
+
+
 class CameraConfig(_Strict):
     url: str
+    enabled: bool = True
     detector: dict[str, Any] = Field(default_factory=dict)  # overrides of DetectorConfig
     min_face_px: float | None = None
     max_face_px: float | None = None
+    # polygons [[x, y], ...] in frame pixels: faces whose centre lies inside are ignored
+    ignore_masks: list[list[tuple[float, float]]] = Field(default_factory=list)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+
+    @field_validator("ignore_masks")
+    @classmethod
+    def _polygons(cls, v):
+        for poly in v:
+            if len(poly) < 3:
+                raise ValueError("an ignore mask needs at least 3 points")
+        return v
+
+
+class AlertsConfig(_Strict):
+    """Webhook alerts: one HTTP POST (JSON) per hit, at most once per (track, person), not
+    again for the same person within ``cooldown_s``; kept in a bounded outbox in the
+    database until delivered, so a restart neither loses nor repeats them."""
+
+    webhook_url: str | None = None  # None: no alerts
+    cooldown_s: float = Field(60.0, ge=0.0)  # per person
+    timeout_s: float = Field(5.0, gt=0.0)  # one POST
+    max_attempts: int = Field(8, ge=1)  # then the alert is marked failed
+    backoff_initial_s: float = Field(1.0, gt=0.0)
+    backoff_max_s: float = Field(60.0, gt=0.0)
+    outbox_max: int = Field(1000, ge=1)  # pending alerts kept; beyond it the oldest are dropped
+    headers: dict[str, str] = Field(default_factory=dict)  # e.g. an Authorization header
+
+
+class MonitorConfig(_Strict):
+    """The live daemon (``cctv-id monitor``)."""
+
+    http_host: str = "127.0.0.1"  # /healthz and /metrics
+    http_port: int = Field(9108, ge=0, le=65535)  # 0 = any free port (logged)
+    batch_max: int = Field(32, ge=1)  # micro-batcher: faces per recogniser call, all cameras
+    batch_wait_ms: float = Field(20.0, ge=0.0)  # ... and how long it waits to fill a batch
+    hit_every_s: float = Field(10.0, gt=0.0)  # long tracks are recognised this often while live
+    shutdown_timeout_s: float = Field(5.0, gt=0.0)  # SIGTERM: flush within this
+    log_format: str = Field("json", pattern="^(json|text)$")  # structured logs on stderr
 
 
 class AppConfig(_Strict):
@@ -135,6 +187,8 @@ class AppConfig(_Strict):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     preset: str | None = None  # name of a file in pipelines/ applied under this config
 
     @field_validator("cameras", mode="before")
@@ -241,3 +295,20 @@ def camera_detector_config(cfg: AppConfig, camera: str | None) -> DetectorConfig
         return DetectorConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, f"cameras.{camera}.detector")) from None
+
+
+def public_config(cfg: AppConfig) -> dict:
+    """The resolved configuration as stored with a run: credentials in URLs (cameras, the
+    webhook, the database) replaced by ``***`` and header values hidden."""
+    from .redact import redact_url
+
+    data = cfg.model_dump(mode="json")
+    if data.get("db"):
+        data["db"] = redact_url(data["db"])
+    for cam in data.get("cameras", {}).values():
+        cam["url"] = redact_url(cam["url"])
+    alerts = data.get("alerts") or {}
+    if alerts.get("webhook_url"):
+        alerts["webhook_url"] = redact_url(alerts["webhook_url"])
+    alerts["headers"] = {k: "***" for k in alerts.get("headers", {})}
+    return data

@@ -36,6 +36,7 @@ class AppContext:
     debug: bool = False
     preset: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    default_preset: str = "archive"  # when neither the command nor the config file names one
     _cfg: AppConfig | None = None
     _repo: Any = None
     _encoder: Any = None
@@ -45,7 +46,7 @@ class AppContext:
         if self._cfg is None:
             config_file = self.config_file or os.environ.get("CCTV_ID_CONFIG") or None
             self._cfg = build_config(config_file, preset=self.preset, overrides=self.overrides,
-                                     default_preset="archive")
+                                     default_preset=self.default_preset)
         return self._cfg
 
     def reconfigure(self, preset: str | None = None, overrides: dict | None = None) -> AppConfig:

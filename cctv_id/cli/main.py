@@ -62,9 +62,11 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, debug: bool
 
 
 def _register_commands() -> None:
-    from . import demo, doctor, enroll, evaluate, export, maintenance, process, query, train
+    from . import (demo, doctor, enroll, evaluate, export, maintenance, monitor, process, query,
+                   train)
 
-    for module in (enroll, process, query, doctor, maintenance, demo, train, export, evaluate):
+    for module in (enroll, process, monitor, query, doctor, maintenance, demo, train, export,
+                   evaluate):
         for command in module.COMMANDS:
             cli.add_command(command)
 

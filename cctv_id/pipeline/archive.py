@@ -30,18 +30,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..config import AppConfig
-from ..decide import decide_track
+from ..config import AppConfig, public_config
 from ..errors import CctvIdError, StoreError, VideoError
 from ..liveness import pid_alive
 from ..store.records import Checkpoint
 from ..track.state import dump_tracker, load_tracker
 from ..track.tracker import FaceTracker
-from ..types import Track, TrackDecision, TrackIdentity
+from ..types import Track, TrackDecision
 from ..video.source import file_sha256, open_video
 from .evidence import EvidenceWriter
-from .persist import decisions_to_records
-from .recognition import identify_tracks
+from .results import TrackResults
 from .workers import Prefetcher, SerialWorker
 
 log = logging.getLogger(__name__)
@@ -115,6 +113,7 @@ class ArchiveJob:
         self.bands = bands
         self.camera = camera
         self.evidence = EvidenceWriter(Path(data_dir))
+        self.results = TrackResults(cfg, repo, encoder, matcher, bands, self.evidence)
         self._stop_requested = False
         self.on_detections = None  # optional callback(frame_index, FaceDetections), for benchmarks
 
@@ -208,7 +207,7 @@ class ArchiveJob:
             return run_id, camera_id, checkpoint, False
         run_id = self.repo.start_run(
             source_id, camera_id, model_sha256s=models,
-            config=self.cfg.model_dump(mode="json"), tool_version=__version__,
+            config=public_config(self.cfg), tool_version=__version__,
             start_time=source.start_time, config_sha256=config_sha,
         )
         return run_id, camera_id, None, False
@@ -306,36 +305,7 @@ class ArchiveJob:
                 checkpoint: Checkpoint | None, progress: tuple[int, int] | None):
         """Recognise, decide and store finished tracks with their checkpoint in one
         transaction, then publish their crops."""
-        decisions = self._decide(tracks)
-        kept = [d for d in decisions if d.status != "too_short"]
-        crops = {d.identity.track.track_id: self.evidence.write_pending(run_id, d.identity.track)
-                 for d in kept}
-        records = decisions_to_records(kept, crops)
-        try:
-            self.repo.save_track_results(run_id, camera_id, records, checkpoint=checkpoint,
-                                         progress=progress)
-        except Exception:
-            self.evidence.discard_pending([c for c in crops.values() if c])
-            raise
-        self.evidence.publish([c for c in crops.values() if c])
-        self._count(decisions, summary)
-
-    def _decide(self, tracks: list[Track]) -> list[TrackDecision]:
-        if not tracks:
-            return []
-        tcfg, dcfg = self.cfg.tracker, self.cfg.decision
-        eligible = [t for t in tracks
-                    if t.n_detections >= tcfg.min_detections and t.max_face_px >= dcfg.min_identify_px]
-        identities = {i.track.track_id: i for i in identify_tracks(
-            eligible, self.encoder, self.cfg.recognizer.batch_size)}
-        decisions = []
-        for track in tracks:
-            identity = identities.get(track.track_id) or TrackIdentity(track, None, self.encoder.name, 0.0)
-            matches = (self.matcher.match(track.track_id, identity.embedding)
-                       if identity.embedding is not None else [])
-            decisions.append(decide_track(identity, matches, self.bands, dcfg,
-                                          min_detections=tcfg.min_detections))
-        return decisions
+        self._count(self.results.commit(run_id, camera_id, tracks, checkpoint, progress), summary)
 
     @staticmethod
     def _count(decisions: list[TrackDecision], summary: RunSummary) -> None:

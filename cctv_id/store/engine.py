@@ -328,6 +328,31 @@ class RepositoryBase:
                 total += 1
         return total
 
+    def _upsert(self, session: Session, model, rows: list[dict], conflict: list[str],
+                keep: tuple[str, ...] = ()) -> None:
+        """INSERT rows; a row colliding on the unique columns ``conflict`` is updated with
+        the new values instead, except for the columns in ``keep`` (and ``conflict``)."""
+        if not rows:
+            return
+        table = model.__table__
+        name = session.get_bind().dialect.name
+        fixed = set(conflict) | set(keep)
+        if name in ("sqlite", "postgresql"):
+            if name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            for i in range(0, len(rows), self._INSERT_CHUNK):
+                stmt = dialect_insert(table).values(rows[i : i + self._INSERT_CHUNK])
+                changes = {c: stmt.excluded[c] for c in rows[0] if c not in fixed}
+                session.execute(stmt.on_conflict_do_update(index_elements=conflict, set_=changes))
+            return
+        for row in rows:  # other dialects: update, else insert, inside this transaction
+            cond = [table.c[col] == row[col] for col in conflict]
+            changes = {c: v for c, v in row.items() if c not in fixed}
+            if not session.execute(table.update().where(*cond).values(**changes)).rowcount:
+                session.execute(table.insert().values(**row))
+
     # ------------------------------------------------------------------ shared validation
 
     @staticmethod

@@ -47,6 +47,7 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
         records: list[TrackRecord],
         checkpoint: Checkpoint | None = None,
         progress: tuple[int, int] | None = None,
+        update_existing: bool = False,
     ) -> None:
         """Store a batch of finished tracks and their hits in ONE transaction, together with
         the run's ``checkpoint`` (replacing the previous one) and ``progress``
@@ -54,7 +55,10 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
         stored or none of it, so a checkpoint never runs ahead of or behind the results.
 
         Idempotent: a (run_id, track_key) already stored is kept as it is (not updated), and
-        a (run_id, track, person) hit already stored is skipped.
+        a (run_id, track, person) hit already stored is skipped. With ``update_existing``
+        (live tracks stored while they go on, then again when they end) a stored track is
+        updated with the new values instead, and a stored hit too (keeping when it was first
+        seen and created).
         """
         records = list(records)
         if not records and checkpoint is None and progress is None:
@@ -111,7 +115,11 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
                 self._upsert_checkpoint(s, run_id, checkpoint)
             if not track_rows:
                 return
-            self._insert_ignore(s, TrackRow, track_rows, ["run_id", "track_key"])
+            if update_existing:
+                self._upsert(s, TrackRow, track_rows, ["run_id", "track_key"],
+                             keep=("first_frame", "first_pts_s", "first_seen_at", "created_at"))
+            else:
+                self._insert_ignore(s, TrackRow, track_rows, ["run_id", "track_key"])
             ids = dict(
                 s.execute(
                     select(TrackRow.track_key, TrackRow.id).where(
@@ -124,7 +132,11 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
                 for row in rows:
                     row["track_id"] = ids[key]
                     hit_rows.append(row)
-            self._insert_ignore(s, HitRow, hit_rows, ["run_id", "track_id", "person_id"])
+            if update_existing:
+                self._upsert(s, HitRow, hit_rows, ["run_id", "track_id", "person_id"],
+                             keep=("first_frame", "first_pts_s", "first_seen_at", "created_at"))
+            else:
+                self._insert_ignore(s, HitRow, hit_rows, ["run_id", "track_id", "person_id"])
 
         self._transact(body, write=True)
 

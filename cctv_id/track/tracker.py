@@ -81,6 +81,11 @@ class FaceTracker:
     def live_tracks(self) -> int:
         return len(self._live)
 
+    @property
+    def open_tracks(self) -> int:
+        """Live tracks plus ended ones still waiting in the re-link window."""
+        return len(self._live) + len(self._closing)
+
     def update(self, frame: Frame, dets: FaceDetections) -> list[Track]:
         finished = self._expire(frame.pts_s)
         det_centers = dets.centers
@@ -112,6 +117,12 @@ class FaceTracker:
         done = [self._finish(t) for t in self._closing + self._live]
         self._closing, self._live = [], []
         return sorted(done, key=lambda t: t.track_id)
+
+    def snapshot(self, pts_s: float, min_age_s: float) -> list[Track]:
+        """Live tracks that have lasted at least ``min_age_s`` by ``pts_s``, as ``Track``
+        records of what they hold so far (they stay live; a long track can thus be
+        recognised while it goes on, e.g. every few seconds by the live daemon)."""
+        return [self._finish(t) for t in self._live if pts_s - t.first_pts_s >= min_age_s]
 
     def predicted_boxes(self, pts_s: float) -> np.ndarray:
         """Where the live tracks are expected at ``pts_s``: (N, 4) xyxy boxes (face size)."""

@@ -213,6 +213,32 @@ def test_save_track_results_is_idempotent(repo):
     repo.save_track_results(run, cam, [])  # nothing to do
 
 
+def test_live_tracks_are_updated_in_place_with_update_existing(repo):
+    run, cam = _run(repo)
+    alice, bob = repo.add_person("alice"), repo.add_person("bob")
+    # a long live track stored while it goes on ...
+    repo.save_track_results(run, cam, [_track(7, "matched", [_hit(alice, 0.8, T0)], last_frame=60)],
+                            update_existing=True)
+    # ... and again when it ends: same row, later end, and a second person's hit added
+    later = T0 + timedelta(seconds=30)
+    repo.save_track_results(run, cam, [_track(7, "matched", [_hit(alice, 0.9, T0, dur_s=30.0,
+                                                                   last_frame=400),
+                                                              _hit(bob, 0.85, T0)],
+                                              last_frame=400, last_pts_s=30.4, last_seen_at=later,
+                                              n_detections=80, first_frame=99)],
+                            update_existing=True)
+    assert (repo.count("tracks"), repo.count("hits")) == (1, 2)
+    track = repo.list_tracks()[0]
+    assert track["last_frame"] == 400 and track["n_detections"] == 80
+    assert track["first_frame"] == 10  # when it was first seen is kept
+    hits = {h["person"]: h for h in repo.query_hits()}
+    assert set(hits) == {"alice", "bob"}
+    assert hits["alice"]["last_frame"] == 400 and hits["alice"]["score"] == pytest.approx(0.9)
+    # without the flag a stored track is left as it is
+    repo.save_track_results(run, cam, [_track(7, "unknown", last_frame=999)])
+    assert repo.list_tracks()[0]["last_frame"] == 400
+
+
 def test_batch_is_one_transaction(repo):
     run, cam = _run(repo)
     alice = repo.add_person("alice")

@@ -122,3 +122,17 @@ def test_relink_refuses_a_different_face_where_a_track_ended():
     tracker = FaceTracker(TrackerConfig(), FPS)
     tracks = _run(tracker, frames)
     assert len(tracks) == 2 and tracker.n_relinked == 0
+
+
+def test_snapshot_reports_long_live_tracks_without_ending_them():
+    tracker = FaceTracker(TrackerConfig(), FPS)
+    for i in range(30):
+        faces = [(100 + i, 200, 20)] + ([(400, 300, 18)] if i >= 25 else [])
+        tracker.update(_frame(i), _dets(i, faces))
+    now = 29 / FPS
+    long_ones = tracker.snapshot(now, min_age_s=20 / FPS)
+    assert len(long_ones) == 1 and long_ones[0].n_detections == 30 and long_ones[0].best
+    assert tracker.live_tracks == 2 and tracker.open_tracks == 2  # nothing ended
+    final = tracker.flush()
+    assert [t.track_id for t in final] == sorted(t.track_id for t in final)
+    assert long_ones[0].track_id in {t.track_id for t in final}
