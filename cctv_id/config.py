@@ -127,7 +127,7 @@ class StreamConfig(_Strict):
     backoff_initial_s: float = Field(0.5, gt=0.0)  # first reconnect delay
     backoff_max_s: float = Field(30.0, gt=0.0)  # delays double up to this
     backoff_jitter: float = Field(0.3, ge=0.0, le=1.0)  # +- this fraction, random
-    buffer_frames: int = Field(2, ge=1)  # live buffer; the oldest frame is dropped when full
+    buffer_frames: int = Field(4, ge=1)  # live buffer; the oldest frame is dropped when full
 
 
 class CameraConfig(_Strict):

@@ -40,6 +40,9 @@ def monitor(app, cameras: tuple[str, ...], preset: str | None, http_port: int | 
         over.setdefault("monitor", {})["http_port"] = http_port
     if log_format:
         over.setdefault("monitor", {})["log_format"] = log_format
+    # idle OpenMP threads sleep instead of spinning: N cameras share few cores (set before
+    # torch is imported; an explicit setting wins)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app.default_preset = "live"
     cfg = app.reconfigure(preset, over or None)
     from ..daemon.logs import configure_daemon_logging

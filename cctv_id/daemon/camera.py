@@ -23,7 +23,7 @@ import numpy as np
 from ..pipeline.workers import SerialWorker
 from ..track.tracker import FaceTracker
 from ..types import FaceDetections, Frame, Track, TrackDecision
-from ..video.live import LiveBuffer, StreamReader
+from ..video.live import Backoff, LiveBuffer, StreamReader
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class CameraStats:
     tracks: int = 0  # tracks stored (finished)
     hits: int = 0  # hits written (distinct (track, person))
     fps: float = 0.0  # handled frames per second, smoothed
-    errors: int = 0  # failures of this camera's pipeline thread (it restarts)
+    errors: int = 0  # failures in this camera's pipeline or storage (it goes on)
     latencies_s: list = field(default_factory=list)  # trigger-frame arrival -> hit row stored
     last_error: str | None = None
 
@@ -96,6 +96,7 @@ class CameraWorker:
         self._thread = threading.Thread(target=self._run, name=f"camera-{name}", daemon=True)
         self._reported: dict[int, set[str]] = {}  # track id -> people already hit
         self._stored_ids: set[int] = set()
+        self._snapshot_sig: dict[int, tuple] = {}  # track id -> best samples last recognised
         self.run_id, self.camera_id = self._open_run(config_dump or {}, tool_version)
 
     @property
@@ -137,32 +138,43 @@ class CameraWorker:
 
     # ------------------------------------------------------------------ the pipeline thread
     def _run(self) -> None:
-        tracker = None
+        """The pipeline loop, restarted (with backoff) after an unexpected error, so a
+        fault in one camera costs that camera a moment, never the daemon."""
+        tracker = FaceTracker(self.cfg.tracker, fps=10.0, camera=self.name)
+        backoff = Backoff(1.0, 30.0)
         try:
-            tracker = self._loop()
-        except Exception as exc:  # noqa: BLE001 - contained: this camera only
-            self.stats.errors += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("camera %s: pipeline failed: %s", self.name, exc,
-                          extra={"camera": self.name, "event": "camera_failed"})
+            while True:
+                try:
+                    self._loop(tracker)
+                    break  # stopped
+                except Exception as exc:  # noqa: BLE001 - contained: this camera only
+                    self._note_error(f"pipeline failed: {type(exc).__name__}: {exc}", exc)
+                    if self._stop.wait(backoff.next_delay()):
+                        break
         finally:
             try:
-                if tracker is not None:
-                    self._submit(tracker.flush(), time.monotonic())
+                self._submit(tracker.flush(), time.monotonic())
                 self._store.drain()
             except Exception as exc:  # noqa: BLE001
-                log.error("camera %s: could not store its last tracks: %s", self.name, exc,
-                          extra={"camera": self.name, "event": "store_failed"})
+                self._note_error(f"could not store its last tracks: {exc}")
             self._store.close()
-            status = "failed" if self.stats.errors else "completed"
+            error = None
+            if self.stats.errors:
+                error = f"{self.stats.errors} error(s), the last: {self.stats.last_error}"
             try:
-                self.repo.finish_run(self.run_id, status, self.stats.last_error)
+                self.repo.finish_run(self.run_id, "completed", error)
             except Exception as exc:  # noqa: BLE001
-                log.error("camera %s: could not close run %s: %s", self.name, self.run_id, exc)
+                log.error("camera %s: could not close run %s: %s", self.name, self.run_id, exc,
+                          extra={"camera": self.name, "event": "store_failed"})
 
-    def _loop(self) -> FaceTracker:
+    def _note_error(self, message: str, exc: BaseException | None = None) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message
+        log.error("camera %s: %s", self.name, message, exc_info=exc,
+                  extra={"camera": self.name, "event": "camera_error"})
+
+    def _loop(self, tracker: FaceTracker) -> None:
         cfg = self.cfg
-        tracker = FaceTracker(cfg.tracker, fps=10.0, camera=self.name)
         idle_end_s = cfg.tracker.max_missed_s + cfg.tracker.relink_max_gap_s
         last_frame_mono = time.monotonic()
         last_snapshot_pts = None
@@ -174,7 +186,7 @@ class CameraWorker:
             now = time.monotonic()
             if item is None:
                 if self._stop.is_set():
-                    return tracker
+                    return
                 if tracker.open_tracks and now - last_frame_mono > idle_end_s:
                     # the stream is down: end its tracks now rather than when it comes back
                     self._submit(tracker.flush(), now)
@@ -190,7 +202,8 @@ class CameraWorker:
             if last_snapshot_pts is None:
                 last_snapshot_pts = frame.pts_s
             if frame.pts_s - last_snapshot_pts >= cfg.monitor.hit_every_s:
-                long_tracks = tracker.snapshot(frame.pts_s, cfg.monitor.hit_every_s)
+                long_tracks = self._worth_recognising(
+                    tracker.snapshot(frame.pts_s, cfg.monitor.hit_every_s))
                 if long_tracks:
                     self._submit(long_tracks, arrival, live=True)
                 last_snapshot_pts = frame.pts_s
@@ -198,6 +211,20 @@ class CameraWorker:
                 self._store.submit(lambda f=self.stats.frames, i=frame.index:
                                    self.repo.update_run_progress(self.run_id, f, i))
                 last_beat = now
+
+    def _worth_recognising(self, tracks: list[Track]) -> list[Track]:
+        """Long live tracks to recognise now: not those already named (they are stored
+        again when they end) nor those whose best samples did not change since last time."""
+        out = []
+        for t in tracks:
+            if self._reported.get(t.track_id):
+                continue
+            signature = tuple(s.frame_index for s in t.best)
+            if self._snapshot_sig.get(t.track_id) == signature:
+                continue
+            self._snapshot_sig[t.track_id] = signature
+            out.append(t)
+        return out
 
     def _handle(self, tracker: FaceTracker, frame: Frame, arrival: float, handled: int) -> None:
         self.stats.frames += 1
@@ -222,8 +249,12 @@ class CameraWorker:
     def _commit(self, tracks: list[Track], arrival: float, live: bool) -> None:
         # a track stored while live is stored again (updated) when it ends
         update = live or any(t.track_id in self._stored_ids for t in tracks)
-        decisions = self.results.commit(self.run_id, self.camera_id, tracks,
-                                        update_existing=update)
+        try:
+            decisions = self.results.commit(self.run_id, self.camera_id, tracks,
+                                            update_existing=update)
+        except Exception as exc:  # noqa: BLE001 - the store already retried; go on
+            self._note_error(f"{len(tracks)} track(s) not stored: {exc}")
+            return
         done = time.monotonic()
         for d in decisions:
             tid = d.identity.track.track_id
@@ -252,6 +283,7 @@ class CameraWorker:
                                                                "event": "alert_failed"})
             if not live:
                 self._reported.pop(tid, None)
+                self._snapshot_sig.pop(tid, None)
 
     def _alert_payload(self, decision: TrackDecision, hit) -> dict:
         def iso(t):

@@ -34,6 +34,8 @@ def _collector(service):
                 ("tracks", "Finished tracks stored", "counter", lambda w: w.stats.tracks),
                 ("hits", "Hits written (one per track and person)", "counter",
                  lambda w: w.stats.hits),
+                ("errors", "Pipeline or storage errors (the camera goes on)", "counter",
+                 lambda w: w.stats.errors),
                 ("fps", "Frames handled per second", "gauge", lambda w: w.stats.fps),
                 ("queue_depth", "Frames waiting in the live buffer", "gauge",
                  lambda w: len(w.buffer)),

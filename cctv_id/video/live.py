@@ -186,6 +186,8 @@ class StreamReader(threading.Thread):
             "fflags": "nobuffer",
             "flags": "low_delay",
             "max_delay": "500000",
+            "fpsprobesize": "0",  # do not read 20 frames to guess the rate (~2.5 s)
+            "analyzeduration": "500000",
         }
         return av.open(self._url, mode="r", options=options,
                        timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
@@ -202,8 +204,7 @@ class StreamReader(threading.Thread):
             self.stats.connects += 1
             log.info("camera %s: connected to %s", self.camera, self.safe_url,
                      extra={"camera": self.camera, "event": "connected"})
-            first_pts = None  # stream time of this connection's first frame, seconds
-            anchor_pts = anchor_wall = None
+            offset = None  # our time line minus the stream's clock, for this connection
             last_frame = time.monotonic()
             for packet in container.demux(stream):
                 if self._halt.is_set():
@@ -214,21 +215,20 @@ class StreamReader(threading.Thread):
                 for av_frame in packet.decode():
                     now = time.monotonic()
                     last_frame = now
+                    if self._epoch_mono is None:
+                        self._epoch_mono = now
+                        self._epoch_wall = datetime.now(timezone.utc)
+                    arrival_s = now - self._epoch_mono
                     raw = (float(av_frame.pts * tb) if av_frame.pts is not None and tb
-                           else None)
-                    if first_pts is None:
-                        if self._epoch_mono is None:
-                            self._epoch_mono = now
-                            self._epoch_wall = datetime.now(timezone.utc)
-                        first_pts = raw if raw is not None else 0.0
-                        anchor_pts = now - self._epoch_mono  # this connection on our time line
-                        anchor_wall = self._epoch_wall + timedelta(seconds=anchor_pts)
-                    rel = (raw - first_pts) if raw is not None else now - self._epoch_mono - anchor_pts
-                    pts_s = max(anchor_pts + rel, self._last_pts + 1e-3)
+                           else None)  # a connection's first frame often has none
+                    if raw is not None and offset is None:
+                        offset = arrival_s - raw  # anchor the stream's clock at arrival
+                    pts_s = arrival_s if raw is None else raw + offset
+                    pts_s = max(pts_s, self._last_pts + 1e-3)
                     self._last_pts = pts_s
                     image = av_frame.to_ndarray(format="bgr24")
                     frame = Frame(index=self._next_index, pts_s=pts_s, image=image,
-                                  wall_time=anchor_wall + timedelta(seconds=rel),
+                                  wall_time=self._epoch_wall + timedelta(seconds=pts_s),
                                   source=self.camera)
                     self._next_index += 1
                     self.stats.frames += 1
