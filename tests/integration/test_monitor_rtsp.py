@@ -218,6 +218,10 @@ def test_monitor_live_cameras_end_to_end(scene):
         for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'"):
             for row in con.execute(f'SELECT * FROM "{table}"'):
                 assert PASSWORD not in repr(row), f"password stored in {table}"
+        # long tracks got their hit while still going on (hit_every_s), then were updated
+        (early,) = con.execute("SELECT count(*) FROM hits WHERE julianday(created_at) < "
+                               "julianday(last_seen_at) - 1.0 / 86400").fetchone()
+        assert early >= 1, "no hit was written before its track ended"
         runs = con.execute("SELECT status FROM runs").fetchall()
         con.close()
         assert runs and all(r[0] == "completed" for r in runs)
