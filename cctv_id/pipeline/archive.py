@@ -105,14 +105,10 @@ class ArchiveJob:
 
     def __init__(self, cfg: AppConfig, repo, detector, encoder, matcher, bands,
                  data_dir: Path, camera: str = "default"):
-        self.cfg = cfg
-        self.repo = repo
-        self.detector = detector
-        self.encoder = encoder
-        self.matcher = matcher
-        self.bands = bands
-        self.camera = camera
+        self.cfg, self.repo, self.detector, self.camera = cfg, repo, detector, camera
+        self.encoder, self.matcher = encoder, matcher  # provenance and the resume key
         self.evidence = EvidenceWriter(Path(data_dir))
+        # recognise -> match -> decide -> store: the stage shared with the live daemon
         self.results = TrackResults(cfg, repo, encoder, matcher, bands, self.evidence)
         self._stop_requested = False
         self.on_detections = None  # optional callback(frame_index, FaceDetections), for benchmarks
