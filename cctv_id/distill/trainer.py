@@ -147,24 +147,6 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _CosFace:
-    """Additive-margin cosine classifier over the training identities (ablation baseline)."""
-
-    def __init__(self, n_classes: int, dim: int, scale: float, margin: float, device):
-        import torch
-
-        self.weight = torch.nn.Parameter(torch.randn(n_classes, dim, device=device) * 0.01)
-        self.scale, self.margin = scale, margin
-
-    def loss(self, emb, labels):
-        import torch
-        import torch.nn.functional as F
-
-        cos = F.normalize(emb.float(), dim=1) @ F.normalize(self.weight, dim=1).T
-        onehot = torch.zeros_like(cos).scatter_(1, labels[:, None], 1.0)
-        return F.cross_entropy(self.scale * (cos - self.margin * onehot), labels)
-
-
 def embedding_loss(student, teacher, mean, centered: bool):
     """``1 - cos(student, teacher)``, plus the same on vectors centred on the teacher's mean
     embedding when ``centered`` (dlib's embeddings share a large common component: without
@@ -241,6 +223,7 @@ def train(
         split_people,
     )
     from .degrade import DegradeSettings
+    from .heads import CosFace
 
     t_start = time.time()
     out = Path(out_dir)
@@ -328,7 +311,7 @@ def train(
     head = None
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.loss.classification > 0:
-        head = _CosFace(len(people), 128, recipe.loss.cosface_scale, recipe.loss.cosface_margin, device)
+        head = CosFace(128, len(people), recipe.loss.cosface_scale, recipe.loss.cosface_margin, device=device)
         params = params + [head.weight]
     opt = _optimizer(recipe, params)
     start_step = 0
@@ -422,7 +405,8 @@ def train(
                 loss = loss + recipe.loss.attention * l_att
                 parts["attention"] = float(l_att.detach())
             if head is not None:
-                l_ce = head.loss(emb, torch.from_numpy(labels[idx]).to(device))
+                y = torch.from_numpy(labels[idx]).to(device)
+                l_ce = F.cross_entropy(head(emb, y), y)
                 loss = loss + recipe.loss.classification * l_ce
                 parts["classification"] = float(l_ce.detach())
             opt.zero_grad(set_to_none=True)
