@@ -4,6 +4,9 @@ A recipe says everything that shapes a trained student: data and split, architec
 initialisation, degradations, loss weights, optimiser and schedule, seed. The resolved recipe
 is written next to every checkpoint, and its hash guards resumption: a checkpoint trained
 under another recipe is refused with one clear line.
+
+``load_recipe`` also reads the paper's iResNet recipes (``kind: askd-paper``, schema in
+``paper_recipe``); a file without ``kind`` is this module's dlib-student ``Recipe``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import REPO_ROOT, read_yaml
 from ..errors import ConfigError
+from .common import validation_message
+
+if TYPE_CHECKING:
+    from .paper_recipe import PaperRecipe
 
 
 class _Strict(BaseModel):
@@ -126,13 +133,21 @@ class Recipe(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def load_recipe(path: str | Path) -> "Recipe | PaperRecipe":
+    """Read a recipe file; its top-level ``kind`` picks the schema: absent -> the dlib-student
+    ``Recipe``, ``askd-paper`` -> ``paper_recipe.PaperRecipe`` (the paper's iResNet recipe)."""
+    from .paper_recipe import RECIPE_KINDS
+
     data = read_yaml(path)
+    kind = data.get("kind")
+    if kind is None:
+        schema = Recipe
+    elif kind in RECIPE_KINDS:
+        schema = RECIPE_KINDS[kind]
+    else:
+        raise ConfigError(f"invalid recipe {path}: unknown kind '{kind}' (known: {', '.join(RECIPE_KINDS)}; "
+                          "no kind: the dlib-student recipe)")
     try:
-        return Recipe.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            parts.append(f"unknown key '{loc}'" if err["type"] == "extra_forbidden" else f"{loc}: {err['msg']}")
-        raise ConfigError(f"invalid recipe {path}: " + "; ".join(parts)) from None
+        raise ConfigError(f"invalid recipe {path}: {validation_message(exc)}") from None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from .common import atomic_save, progress_counter, select_device, seed_all
 from .recipe import Recipe
 
 STUDENT_FORMAT = "cctv-id-student-v1"
@@ -53,16 +53,6 @@ class TrainResult:
     steps_done: int
     seconds: float
     final_val_cos: dict[str, float]
-
-
-def _device(recipe: Recipe):
-    import torch
-
-    if recipe.train.device == "cuda" or (recipe.train.device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("recipe asks for CUDA but no GPU is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def build_student(recipe: Recipe, teacher=None):
@@ -139,14 +129,6 @@ def _optimizer(recipe: Recipe, params):
     return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
-def _seed_all(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 def embedding_loss(student, teacher, mean, centered: bool):
     """``1 - cos(student, teacher)``, plus the same on vectors centred on the teacher's mean
     embedding when ``centered`` (dlib's embeddings share a large common component: without
@@ -174,8 +156,6 @@ def contrastive_loss(student, teacher, mean, temperature: float):
 
 def export_student(model, recipe: Recipe, teacher_sha: str, path: Path, extra: dict | None = None) -> Path:
     """Write the deployable weights file (fp16 state_dict + metadata)."""
-    import torch
-
     spec = student_align_spec(recipe.student.input_size)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     arch = {"arch": recipe.student.arch}
@@ -194,10 +174,7 @@ def export_student(model, recipe: Recipe, teacher_sha: str, path: Path, extra: d
         "recipe": recipe.resolved(),
         **(extra or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_save(payload, path)
 
 
 def train(
@@ -230,8 +207,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    device = _device(recipe)
-    _seed_all(recipe.seed)
+    device = select_device(recipe.train.device)
+    seed_all(recipe.seed)
     fingerprint = recipe.fingerprint()
     ckpt_path = out / "checkpoint.pt"
     checkpoint = None
@@ -290,7 +267,7 @@ def train(
     if need_teacher:
         log("teacher targets (cached after the first run) ...")
         targets = compute_teacher_targets(train_samples, teacher, teacher_sha, pairs, recipe.train.flip,
-                                          progress=_counter("teacher", progress))
+                                          progress=progress_counter("teacher", progress))
         val_targets = compute_teacher_targets(val_samples, teacher, teacher_sha, [], False) if val_samples else None
     else:
         targets = val_targets = None
@@ -301,7 +278,7 @@ def train(
                                   for k, v in recipe.degrade.model_dump().items()})
     log("degraded training chips (cached after the first run) ...")
     bank = build_bank(train_samples, spec, settings, recipe.data.variants_per_image, recipe.seed,
-                      progress=_counter("degrade", progress))
+                      progress=progress_counter("degrade", progress))
     val_labels = np.array([f"{s.dataset}/{s.person}" for s in val_samples])
     val_chips = {px: fixed_probe_chips(val_samples, spec, px, recipe.seed) for px in (12, 16, 24)} if val_samples else {}
     teacher.to(device)
@@ -449,35 +426,14 @@ def train(
     return TrainResult(out, weights, steps_done, time.time() - t_start, final_val)
 
 
-def _counter(desc: str, enabled: bool):
-    """A ``progress(done, total)`` callback drawing a tqdm bar (None when disabled)."""
-    if not enabled:
-        return None
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
-        bar = state["bar"]
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
-
-
 def _save_checkpoint(path: Path, model, opt, head, step: int, fingerprint: str) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({
+    atomic_save({
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "head": None if head is None else head.weight.detach().cpu(),
         "step": step,
         "fingerprint": fingerprint,
         "torch_rng": torch.get_rng_state(),
-    }, tmp)
-    tmp.replace(path)
+    }, path)
