@@ -120,7 +120,8 @@ def _emit(result: dict, fmt: str) -> None:
 
 @click.group("eval")
 def eval_group():
-    """Measure a recogniser on small faces (identification, verification, Yale B, AT&T, TinyFace)."""
+    """Measure a recogniser on small faces (identification, verification, Yale B, AT&T, TinyFace,
+    insightface .bin sets for the paper's iResNet checkpoints)."""
 
 
 @eval_group.command("identification")
@@ -205,16 +206,76 @@ def att_cmd(data_dir, size, recognizer_name, weights, landmarks, alignment, scor
 @eval_group.command("tinyface")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="TinyFace's Testing_Set (Probe/, Gallery_Match/, Gallery_Distractor/) or its parent.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="A paper-trainer iResNet checkpoint (checkpoint.pt / best.pt) on both sides, "
+                   "instead of --recognizer/--weights (ArcFace 112 template).")
 @_common
-def tinyface_cmd(data_dir, recognizer_name, weights, landmarks, alignment, score, people_file, fmt, progress):
+def tinyface_cmd(data_dir, checkpoint, recognizer_name, weights, landmarks, alignment, score, people_file, fmt,
+                 progress):
     """TinyFace: probes vs matches + distractors, rank-1/5/10/20, flip-averaged features."""
     from ..evaluate.datasets import read_tinyface
     from ..evaluate.protocols import tinyface
 
     read_tinyface(data_dir)
     people = _people(people_file)
-    rec = _recognizer(recognizer_name, weights)
+    if checkpoint is not None:
+        from ..distill.paper_eval import IResNetEncoder
+        from ..evaluate.recognizers import EvalRecognizer
+
+        if weights is not None:
+            raise click.UsageError("--checkpoint and --weights are exclusive")
+        encoder = IResNetEncoder(checkpoint)
+        rec = EvalRecognizer("iresnet", encoder, encoder)
+    else:
+        rec = _recognizer(recognizer_name, weights)
     _emit(tinyface(data_dir, rec, landmarks, people, alignment=alignment, score=score, progress=progress), fmt)
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated pixel sizes such as 112,56,28,14, got {value!r}") from None
+    if not sizes:
+        raise click.BadParameter("no sizes given")
+    return sizes
+
+
+@eval_group.command("bin")
+@click.option("--bin", "bins", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="insightface verification set (lfw.bin, agedb_30.bin, cfp_fp.bin ...); repeatable.")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="A paper-trainer checkpoint (runs/<recipe>/best.pt or checkpoint.pt).")
+@click.option("--sizes", default="112,56,28,14", show_default=True,
+              help="LR face sizes in px (nearest down and up, the paper's blur); the model's input size "
+                   "or more: full resolution.")
+@click.option("--mode", type=click.Choice(["lr-lr", "hr-lr"]), default="lr-lr", show_default=True,
+              help="lr-lr: both faces of a pair at the size; hr-lr: the first at full resolution.")
+@click.option("--flip/--no-flip", default=True, show_default=True,
+              help="Add the embedding of the mirrored face (insightface's flip fusion).")
+@click.option("--blur/--no-blur", default=None,
+              help="The paper's blur on LR faces (default: as the checkpoint's recipe trained).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def bin_cmd(bins, checkpoint, sizes, mode, flip, blur, device, batch_size, fmt):
+    """Pair verification on .bin sets at low resolution: 10-fold accuracy per size (the threshold
+    of each fold chosen on the other nine), TAR at FAR 1e-3."""
+    from ..distill.paper_eval import evaluate_bins
+
+    result = evaluate_bins(checkpoint, bins, _sizes(sizes), mode, flip=flip, blur=blur, device=device,
+                           batch_size=batch_size)
+    if fmt == "json":
+        click.echo(json.dumps(_clean(result)))
+        return
+    click.echo(f"{result['recipe'] or result['checkpoint']} ({result['arch']}, {result['input_size']} px input, "
+               f"trained at {result['trained_lr_size']} px): {mode}, flip {'on' if flip else 'off'}, "
+               f"blur {'on' if result['blur'] else 'off'}")
+    for s in result["sets"]:
+        for size, r in s["sizes"].items():
+            label = "full" if int(size) >= result["input_size"] else f"{size} px"
+            click.echo(f"  {s['name']:<10} {label:>7}: accuracy {_pct(r['accuracy'])} +- {100 * r['std']:.2f}, "
+                       f"TAR at FAR 1e-3 {_pct(r['tar_at_far_1e-3'])} ({s['n_pairs']} pairs)")
 
 
 COMMANDS = [eval_group]
