@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
+from cli_run import one_error_line
+from cli_run import run_cli as cli
+
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
@@ -31,15 +34,7 @@ def env(tmp_path_factory):
     return dict(os.environ, CCTV_ID_CACHE=str(tmp_path_factory.mktemp("paper-cache")), OMP_NUM_THREADS="1")
 
 
-def cli(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "cctv_id.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
-
-def one_error_line(proc) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
 
 
 def _chip(path: Path) -> np.ndarray:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from cli_run import one_error_line
+from cli_run import run_cli as cli
 
 pytest.importorskip("torch")
 
@@ -18,16 +19,7 @@ def env(tmp_path_factory):
     return dict(os.environ, CCTV_ID_CACHE=str(tmp_path_factory.mktemp("train-cache")), OMP_NUM_THREADS="1")
 
 
-def cli(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "cctv_id.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
-
-def one_error_line(proc) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 def tiny_recipe(path: Path, shared_data: Path, **loss) -> Path:
