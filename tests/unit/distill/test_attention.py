@@ -86,3 +86,22 @@ def test_cbam_form_zero_for_identical_and_weighted():
 
 def test_standardise_constant_map_is_finite():
     assert torch.isfinite(standardise(torch.ones(2, 9))).all()
+
+
+def test_cbam_form_equals_a_hand_computation_over_two_blocks():
+    # batch of 2, block 1: 3 channels + 2x2 spatial; block 2: 2 channels + 1x3 spatial
+    s1c = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    t1c = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])  # cos 0 and 1
+    s1s = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]).reshape(2, 1, 2, 2)
+    t1s = torch.tensor([[1.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]]).reshape(2, 1, 2, 2)  # cos 1/sqrt2, -1
+    s2c = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    t2c = torch.tensor([[4.0, 3.0], [0.0, 2.0]])  # cos 24/25, 0
+    s2s = torch.tensor([[1.0, 2.0, 2.0], [0.0, 0.0, 5.0]]).reshape(2, 1, 1, 3)
+    t2s = torch.tensor([[2.0, 4.0, 4.0], [0.0, 0.0, 1.0]]).reshape(2, 1, 1, 3)  # cos 1, 1
+    per_sample = [
+        (1 - 0.0) + (1 - 1 / math.sqrt(2)) + (1 - 24 / 25) + (1 - 1.0),
+        (1 - 1.0) + (1 - (-1.0)) + (1 - 0.0) + (1 - 1.0),
+    ]
+    expected = 5.0 * sum(per_sample) / 2
+    got = cbam_askd_loss([(s1c, s1s), (s2c, s2s)], [(t1c, t1s), (t2c, t2s)], weight=5.0)
+    assert math.isclose(float(got), expected, rel_tol=1e-6)
