@@ -67,7 +67,10 @@ class CameraStats:
     hits: int = 0  # hits written (distinct (track, person))
     fps: float = 0.0  # handled frames per second, smoothed
     errors: int = 0  # failures in this camera's pipeline or storage (it goes on)
-    latencies_s: list = field(default_factory=list)  # trigger-frame arrival -> hit row stored
+    latencies_s: list = field(default_factory=list)  # the last 1000 (trigger-frame arrival ->
+    # hit row stored); the totals below count all of them
+    latency_count: int = 0
+    latency_sum_s: float = 0.0
     last_error: str | None = None
 
 
@@ -95,7 +98,6 @@ class CameraWorker:
         self._store = SerialWorker(depth=8, name=f"results-{name}")
         self._thread = threading.Thread(target=self._run, name=f"camera-{name}", daemon=True)
         self._reported: dict[int, set[str]] = {}  # track id -> people already hit
-        self._stored_ids: set[int] = set()
         self._snapshot_sig: dict[int, tuple] = {}  # track id -> best samples last recognised
         self.run_id, self.camera_id = self._open_run(config_dump or {}, tool_version)
 
@@ -247,19 +249,16 @@ class CameraWorker:
             self._store.submit(lambda: self._commit(tracks, arrival, live))
 
     def _commit(self, tracks: list[Track], arrival: float, live: bool) -> None:
-        # a track stored while live is stored again (updated) when it ends
-        update = live or any(t.track_id in self._stored_ids for t in tracks)
+        # always an upsert: a track stored while live is stored again (updated) when it ends
         try:
             decisions = self.results.commit(self.run_id, self.camera_id, tracks,
-                                            update_existing=update)
+                                            update_existing=True)
         except Exception as exc:  # noqa: BLE001 - the store already retried; go on
             self._note_error(f"{len(tracks)} track(s) not stored: {exc}")
             return
         done = time.monotonic()
         for d in decisions:
             tid = d.identity.track.track_id
-            if d.status != "too_short":
-                self._stored_ids.add(tid)
             if not live and d.status != "too_short":
                 self.stats.tracks += 1
             seen = self._reported.setdefault(tid, set())
@@ -270,6 +269,8 @@ class CameraWorker:
                 self.stats.hits += 1
                 self.stats.latencies_s.append(done - arrival)
                 del self.stats.latencies_s[:-1000]
+                self.stats.latency_count += 1
+                self.stats.latency_sum_s += done - arrival
                 log.info("camera %s: hit %s (track %d, score %.3f, %.0f px)", self.name,
                          hit.person_name, tid, hit.score, hit.face_px,
                          extra={"camera": self.name, "event": "hit", "person": hit.person_name,

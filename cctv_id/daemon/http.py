@@ -51,8 +51,7 @@ def _collector(service):
             lat = SummaryMetricFamily("cctv_id_hit_latency_seconds",
                                       "Trigger frame arrival to hit row stored", labels=["camera"])
             for w in cams:
-                values = list(w.stats.latencies_s)
-                lat.add_metric([w.name], len(values), float(sum(values)))
+                lat.add_metric([w.name], w.stats.latency_count, w.stats.latency_sum_s)
             yield lat
             b = service.batcher.stats
             yield CounterMetricFamily("cctv_id_recognizer_batches", "Micro-batched recogniser passes",

@@ -142,10 +142,15 @@ class Faces112(Dataset):
             if image is None:
                 raise InputError(f"cannot read image {path}")
             label = int(self._labels[i])
-        if image.shape[:2] != (SIZE, SIZE):
-            shrink = image.shape[0] > SIZE or image.shape[1] > SIZE
-            image = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return image, label
+        return resize_face(image, SIZE), label
+
+
+def resize_face(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` at ``size x size`` (area when shrinking, bilinear when growing)."""
+    if image.shape[:2] == (size, size):
+        return image
+    shrink = image.shape[0] > size or image.shape[1] > size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def to_tensor(images_bgr_uint8: np.ndarray) -> torch.Tensor:

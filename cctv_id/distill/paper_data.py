@@ -18,21 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import InputError
-from .faces112 import Faces112, PairCollate
-
-
-def resize_face(image: np.ndarray, size: int) -> np.ndarray:
-    """``image`` at ``size x size`` (area when shrinking, bilinear when growing)."""
-    if image.shape[:2] == (size, size):
-        return image
-    inter = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=inter)
+from .faces112 import Faces112, PairCollate, resize_face
 
 
 class FlippedFaces(Dataset):

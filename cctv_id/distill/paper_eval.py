@@ -88,7 +88,7 @@ def embed_faces(
     import torch.nn.functional as F
 
     from .faces112 import make_lr, to_tensor
-    from .paper_data import resize_face
+    from .faces112 import resize_face
 
     size = model.input_size
     device = torch.device(device)
