@@ -108,3 +108,22 @@ def pg_database_url():
 
 
 
+
+
+# ---------------------------------------------------------------- investigation world
+# A processed street clip (tests/helpers/investigation.py), built once per session and
+# copied for every test that asks for ``world``.
+
+
+@pytest.fixture(scope="session")
+def investigation_template(tmp_path_factory, celeba_dir, vtest_path):
+    import investigation
+
+    return investigation.build_world(tmp_path_factory.mktemp("world"), celeba_dir, vtest_path)
+
+
+@pytest.fixture
+def world(investigation_template, tmp_path):
+    import investigation
+
+    return investigation.copy_world(investigation_template, tmp_path / "world")

@@ -37,6 +37,7 @@ class AppContext:
     preset: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     default_preset: str = "archive"  # when neither the command nor the config file names one
+    operator_option: str | None = None
     _cfg: AppConfig | None = None
     _repo: Any = None
     _encoder: Any = None
@@ -67,6 +68,18 @@ class AppContext:
         if path is not None:
             return path.with_name(path.stem + "-data")
         return DEFAULT_HOME / "data"
+
+    @property
+    def operator(self) -> str:
+        """Who is acting, for the audit log: ``--operator``, else the OS user."""
+        if self.operator_option and self.operator_option.strip():
+            return self.operator_option.strip()
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (containers)
+            return f"uid{os.getuid()}"
 
     # ---------------------------------------------------------------- components
     def repo(self):

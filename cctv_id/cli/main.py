@@ -39,10 +39,13 @@ class _CliLogFormatter(logging.Formatter):
 @click.option("--config", "config_file", metavar="FILE", envvar="CCTV_ID_CONFIG",
               type=click.Path(dir_okay=False),
               help="Deployment config (YAML). Env: CCTV_ID_CONFIG.")
+@click.option("--operator", metavar="NAME", envvar="CCTV_ID_OPERATOR",
+              help="Who is acting, for the audit log (default: the OS user). Env: CCTV_ID_OPERATOR.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(__version__, prog_name="cctv-id")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, config_file: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, db: str | None, config_file: str | None, operator: str | None,
+        debug: bool) -> None:
     """Find watchlist people in CCTV footage with tiny, blurred faces.
 
     \b
@@ -55,18 +58,19 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, debug: bool
     handler.setFormatter(_CliLogFormatter(debug))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler],
                         force=True)
-    ctx.obj = AppContext(db_option=db, config_file=config_file, debug=debug)
+    ctx.obj = AppContext(db_option=db, config_file=config_file, debug=debug,
+                         operator_option=operator)
     ctx.call_on_close(ctx.obj.close)
     if config_file and not ctx.resilient_parsing:
         ctx.obj.config()  # a bad config file fails every command, before any work
 
 
 def _register_commands() -> None:
-    from . import (demo, doctor, enroll, evaluate, export, maintenance, monitor, process, query,
-                   train)
+    from . import (case, demo, doctor, enroll, evaluate, export, governance, maintenance, monitor,
+                   process, query, review, search, train)
 
-    for module in (enroll, process, monitor, query, doctor, maintenance, demo, train, export,
-                   evaluate):
+    for module in (enroll, process, monitor, query, search, review, case, governance, doctor,
+                   maintenance, demo, train, export, evaluate):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -44,7 +44,15 @@ NAMING_CONVENTION = {
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 TRACK_STATUSES = ("matched", "unknown", "too_small", "too_short")
 ALERT_STATUSES = ("pending", "sent", "failed", "dropped", "suppressed")
+HIT_ORIGINS = ("auto", "retro", "manual")  # pipeline decision, retro-matching, a reviewer
+REVIEW_STATUSES = ("confirmed", "rejected")
+REVIEW_KINDS = ("confirm", "reject", "name", "merge")
 WATCHLIST_GENERATION_KEY = "watchlist_generation"
+# track search index bookkeeping (0004): every write of a track embedding takes the next
+# sequence number (in the writing transaction, so numbers follow commit order); anything
+# that deletes track embeddings or changes their meaning bumps the epoch (index rebuilt)
+TRACK_INDEX_SEQ_KEY = "track_index_seq"
+TRACK_INDEX_EPOCH_KEY = "track_index_epoch"
 
 
 def utcnow() -> datetime:
@@ -177,6 +185,9 @@ class Enrolment(Base):
     dim: Mapped[int] = mapped_column(Integer)
     face_px: Mapped[float] = mapped_column(Double)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # the enrolment photo's copy under data_dir (relative path; 0004): what re-embedding and
+    # the web pages read, and what remove-person deletes
+    stored_photo: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TrackRow(Base):
@@ -187,6 +198,8 @@ class TrackRow(Base):
         Index(None, "camera_id", "first_seen_at"),
         Index(None, "first_seen_at"),
         Index(None, "status"),
+        Index(None, "model", "index_seq"),
+        Index(None, "cluster_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -217,6 +230,17 @@ class TrackRow(Base):
     bbox_y2: Mapped[float | None] = mapped_column(Double, nullable=True)
     crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # 0004 --------------------------------------------------------------------------------
+    # the best shot's 5 landmarks in crop coordinates ([[x, y] * 5]): re-embedding from the crop
+    crop_landmarks: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # the whole frame of the best shot (downscaled, relative path under data_dir)
+    context_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # where the face was: [[frame, x1, y1, x2, y2], ...] (thinned for long tracks)
+    trajectory: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # position in the track search index's write order (see TRACK_INDEX_SEQ_KEY)
+    index_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # tracks a reviewer merged as one person share a cluster id (the smallest track id)
+    cluster_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class HitRow(Base):
@@ -252,6 +276,69 @@ class HitRow(Base):
     bbox_y2: Mapped[float] = mapped_column(Double)
     crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # 0004 (origin in HIT_ORIGINS, review_status in REVIEW_STATUSES or NULL: checked by the
+    # repository) ---------------------------------------------------------------------------
+    origin: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    review_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    context_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Review(Base):
+    """A reviewer's decision, kept apart from the rows it changed so that it survives
+    re-processing (0004).
+
+    Identified by what was seen, not by row ids: the source, the camera and the frame span
+    of the track, plus the person. When tracks of the same source and camera are stored again
+    (``process --restart``, other settings), a new track whose frames overlap the span gets
+    the same decision. ``track_id`` is the track it was made on (NULL once that row is gone).
+    kind: confirm / reject (a hit of ``person_id``), name (an unknown track is ``person_id``),
+    merge (tracks sharing ``group_key`` are one person).
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_in(REVIEW_KINDS)})", name="kind"),
+        Index(None, "source_id", "camera_id"),
+        Index(None, "track_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    first_frame: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"),
+                                                  nullable=True)
+    group_key: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    track_id: Mapped[int | None] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL"),
+                                                 nullable=True)
+    operator: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Append-only audit log (0004): who did what, when, with which parameters.
+
+    The migration installs triggers that refuse UPDATE and DELETE on this table (SQLite and
+    PostgreSQL alike); the repository only ever inserts and reads.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index(None, "at"),
+        Index(None, "action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    operator: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON)
+    outcome: Mapped[dict] = mapped_column(JSON)
 
 
 class AlertOutbox(Base):

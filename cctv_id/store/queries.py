@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cctv_id.errors import NotFoundError
 from cctv_id.store.encoding import _bbox, _blob, _unblob
 from cctv_id.store.models import (
+    HIT_ORIGINS,
     TABLES,
     TRACK_STATUSES,
     Camera,
@@ -29,9 +30,10 @@ from cctv_id.store.models import (
 from cctv_id.store.persons import PersonsMixin
 from cctv_id.store.records import Checkpoint, HitRecord, TrackRecord
 from cctv_id.store.runs import RunsMixin
+from cctv_id.store.track_index import TrackIndexMixin
 
 
-class TracksHitsMixin(RunsMixin, PersonsMixin):
+class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
     """Saving and querying tracks and hits (part of :class:`Repository`).
 
     Builds on the runs part (progress and checkpoint saved with the results) and the persons
@@ -104,6 +106,12 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
                     "bbox_y2": bbox[3],
                     "crop_path": r.crop_path,
                     "created_at": utcnow(),
+                    "crop_landmarks": None if r.crop_landmarks is None
+                    else [[float(x), float(y)] for x, y in r.crop_landmarks],
+                    "context_path": r.context_path,
+                    "trajectory": None if r.trajectory is None
+                    else [[float(v) for v in p] for p in r.trajectory],
+                    "index_seq": None,
                 }
             )
         hit_rows_by_key = {r.track_key: [self._hit_row(run_id, h) for h in r.hits] for r in records}
@@ -115,6 +123,11 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
                 self._upsert_checkpoint(s, run_id, checkpoint)
             if not track_rows:
                 return
+            # search index order: numbers taken here follow commit order (track_index.py);
+            # a retried attempt takes new ones
+            embedded = [row for row in track_rows if row["embedding"] is not None]
+            for row, seq in zip(embedded, self._take_index_seqs(s, len(embedded))):
+                row["index_seq"] = seq
             if update_existing:
                 self._upsert(s, TrackRow, track_rows, ["run_id", "track_key"],
                              keep=("first_frame", "first_pts_s", "first_seen_at", "created_at"))
@@ -164,6 +177,8 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
 
     @staticmethod
     def _hit_row(run_id: int, h: HitRecord) -> dict:
+        if h.origin not in HIT_ORIGINS:
+            raise ValueError(f"hit of person {h.person_id}: unknown origin {h.origin!r}")
         bbox = _bbox(h.best_shot_bbox)
         assert bbox is not None
         return {
@@ -188,6 +203,8 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
             "bbox_y2": bbox[3],
             "crop_path": h.crop_path,
             "created_at": utcnow(),
+            "context_path": h.context_path,
+            "origin": h.origin,
         }
 
     def query_hits(
@@ -280,6 +297,11 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
                     "best_shot_frame": h.best_shot_frame,
                     "best_shot_bbox": [h.bbox_x1, h.bbox_y1, h.bbox_x2, h.bbox_y2],
                     "crop_path": h.crop_path,
+                    "context_path": h.context_path,
+                    "origin": h.origin,
+                    "review_status": h.review_status,
+                    "reviewed_by": h.reviewed_by,
+                    "reviewed_at": h.reviewed_at,
                     "source_path": source_path,
                     "created_at": h.created_at,
                 }
@@ -331,6 +353,11 @@ class TracksHitsMixin(RunsMixin, PersonsMixin):
                     "best_shot_at": t.best_shot_at,
                     "best_shot_bbox": bbox,
                     "crop_path": t.crop_path,
+                    "crop_landmarks": t.crop_landmarks,
+                    "context_path": t.context_path,
+                    "trajectory": t.trajectory,
+                    "index_seq": t.index_seq,
+                    "cluster_id": t.cluster_id,
                 }
             )
         return out

@@ -30,9 +30,12 @@ class HitRecord:
     best_shot_at: datetime | None
     best_shot_bbox: tuple[float, float, float, float]
     crop_path: str | None = None
+    context_path: str | None = None  # the whole frame of the best shot (under data_dir)
+    origin: str = "auto"  # one of models.HIT_ORIGINS
 
     @classmethod
-    def from_hit(cls, hit: Hit, crop_path: str | None = None) -> HitRecord:
+    def from_hit(cls, hit: Hit, crop_path: str | None = None,
+                 context_path: str | None = None) -> HitRecord:
         return cls(
             person_id=int(hit.person_id),
             score=float(hit.score),
@@ -50,6 +53,7 @@ class HitRecord:
             best_shot_at=hit.best_shot_wall_time,
             best_shot_bbox=tuple(float(v) for v in hit.best_shot_bbox),  # type: ignore[arg-type]
             crop_path=crop_path,
+            context_path=context_path,
         )
 
 
@@ -78,6 +82,11 @@ class TrackRecord:
     best_shot_bbox: tuple[float, float, float, float] | None = None
     crop_path: str | None = None
     hits: tuple[HitRecord, ...] = field(default_factory=tuple)
+    # the best shot's landmarks in crop coordinates (5 x [x, y]): re-embedding from the crop
+    crop_landmarks: tuple[tuple[float, float], ...] | None = None
+    context_path: str | None = None  # the whole frame of the best shot (under data_dir)
+    # boxes where the face was: ((frame, x1, y1, x2, y2), ...), for evidence clips
+    trajectory: tuple[tuple[float, ...], ...] | None = None
 
     @classmethod
     def from_decision(
