@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -37,13 +38,38 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+class SchemaTooNew(CommandError):
+    """The database was migrated by a newer cctv-id: this code does not know its revision."""
+
+
+def check_known(current: str | None) -> None:
+    """Refuse a database at a revision this code does not have (a newer cctv-id's)."""
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        known = script.get_revision(current) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise SchemaTooNew(
+            f"its schema is at revision {current}, which this cctv-id does not know (newest "
+            f"here: {head_revision()}); it was upgraded by a newer cctv-id — upgrade cctv-id")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision`` in one transaction (a no-op when already there)."""
+    """Bring the database to ``revision`` in one transaction (a no-op when already there).
+
+    A database at a revision unknown here (migrated by a newer version) raises
+    :class:`SchemaTooNew` and is left untouched.
+    """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
-        if revision == "head" and current_revision(conn) == head_revision():
+        current = current_revision(conn)
+        if revision == "head" and current == head_revision():
             return
+        check_known(current)
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
