@@ -1,4 +1,8 @@
-"""``cctv-id enroll``: add people to the watchlist from photos."""
+"""``cctv-id enroll``: add people to the watchlist from photos, or re-enrol them (--replace).
+
+Photos are copied under data_dir and the enrolment is audited (operator: ``--operator`` or
+the OS user), both by :func:`cctv_id.watchlist.enrol.commit`.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,18 @@ from ..errors import InputError
               help="Folder with one sub-folder per person (folder name = person name).")
 @click.option("--largest", is_flag=True,
               help="If a photo shows several faces, use the largest instead of failing.")
+@click.option("--replace", is_flag=True,
+              help="Re-enrol: the person's previous photos and embeddings (every model) are "
+                   "replaced by these, in one transaction.")
 @click.argument("photos", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def enroll(app, name: str | None, from_dir: Path | None, largest: bool, photos: tuple[Path, ...]):
+def enroll(app, name: str | None, from_dir: Path | None, largest: bool, replace: bool,
+           photos: tuple[Path, ...]):
     """Enrol a person from PHOTOS (--name), or everyone under --from-dir.
 
     Every photo must show one face (or use --largest). Photos are all checked before
-    anything is written, so a bad photo changes nothing.
+    anything is written, so a bad photo changes nothing. Without --replace the photos are
+    added to the person's enrolments.
     """
     from ..watchlist import enrol
 
@@ -38,9 +47,12 @@ def enroll(app, name: str | None, from_dir: Path | None, largest: bool, photos: 
     detector = app.detector(upscale=1.0, tile_size=0)
     encoder = app.encoder()
     items = enrol.prepare(pairs, detector, encoder, largest=largest)
-    enrol.commit(app.repo(), items, encoder.name)
-    people = sorted({it.person for it in items})
-    click.echo(f"enrolled {len(items)} photo(s) of {len(people)} person(s): {', '.join(people)}")
+    result = enrol.commit(app.repo(), items, encoder.name, data_dir=app.data_dir(),
+                          operator=app.operator, replace=replace)
+    people = result["persons"]
+    replaced = f", replacing {result['n_replaced']} old enrolment(s)" if replace else ""
+    click.echo(f"enrolled {len(items)} photo(s) of {len(people)} person(s): {', '.join(people)}"
+               f"{replaced}")
 
 
 COMMANDS = [enroll]

@@ -1,9 +1,12 @@
 """Persons, enrolments and the watchlist.
 
-Owns adding persons, enrolling (and removing) photo embeddings, the watchlist generation
-counter that every change of enrolments bumps in the same transaction, reading the watchlist
-of one model as a :class:`WatchlistData`, listing persons, and the "unknown person" message
-that names the enrolled ones.
+Owns adding persons, enrolling (and removing) photo embeddings, re-enrolment (a person's
+enrolments replaced in one transaction), the audit entry of an enrolment (written in the same
+transaction), the watchlist generation counter that every change of enrolments bumps in the
+same transaction, reading the watchlist of one model as a :class:`WatchlistData`, listing
+persons (photos, hits, models), and the "unknown person" message that names the enrolled ones.
+Photo files themselves are handled by :mod:`cctv_id.watchlist.enrol`; this module only stores
+their relative paths (``enrolments.stored_photo``).
 """
 
 from __future__ import annotations
@@ -80,19 +83,45 @@ class PersonsMixin(RepositoryBase):
     def add_enrolments(self, items: list[dict]) -> list[int]:
         """Several :meth:`add_enrolment` calls (dicts of its keyword arguments) in ONE
         transaction: all or nothing, one generation bump if anything new was enrolled."""
+        return self.enrol(items)["enrolment_ids"]
+
+    def enrol(self, items: list[dict], operator: str | None = None, replace: bool = False) -> dict:
+        """Enrol photo embeddings in ONE transaction (all or nothing).
+
+        ``items``: dicts with person_name, photo_path, photo_sha256, model, embedding, face_px
+        and optionally stored_photo (the photo's copy under data_dir, relative path).
+        Idempotent on (person, photo_sha256, model); an existing row without a stored photo
+        gets the given one. ``replace``: every enrolment (of every model) of the persons named
+        in ``items`` is deleted first, in the same transaction. ``operator``: an "enrol" audit
+        entry is written in the same transaction. One generation bump if anything changed.
+
+        Returns {"enrolment_ids", "n_new", "n_replaced", "persons", "orphaned_photos"}:
+        orphaned_photos are stored photos no enrolment references any more (the caller
+        deletes those files after this commit).
+        """
         prepared = []
         for it in items:
             name = self._name(it["person_name"], "person")
             blob, dim = _blob(it["embedding"], f"enrolment of {name}")
             prepared.append((name, it, blob, dim))
+        persons = sorted({name for name, *_ in prepared})
 
-        def body(s: Session) -> list[int]:
+        def body(s: Session) -> dict:
             ids = []  # inside: a retried transaction starts again from scratch
-            any_new = False
+            n_new = n_replaced = 0
+            old_photos: set[str] = set()
+            if replace:
+                for name in persons:
+                    person_id = self._person_id(s, name)
+                    old_photos |= {p for p in s.execute(select(Enrolment.stored_photo).where(
+                        Enrolment.person_id == person_id)).scalars() if p}
+                    n_replaced += s.execute(
+                        delete(Enrolment).where(Enrolment.person_id == person_id)).rowcount or 0
             for name, it, blob, dim in prepared:
                 person_id = self._person_id(s, name)
                 key = (str(it["photo_sha256"]), str(it["model"]))
-                any_new |= bool(
+                stored = it.get("stored_photo")
+                n_new += int(bool(
                     self._insert_ignore(
                         s,
                         Enrolment,
@@ -105,24 +134,46 @@ class PersonsMixin(RepositoryBase):
                             "dim": dim,
                             "face_px": float(it["face_px"]),
                             "created_at": utcnow(),
+                            "stored_photo": stored,
                         },
                         ["person_id", "photo_sha256", "model"],
                     )
-                )
-                ids.append(
-                    s.execute(
-                        select(Enrolment.id).where(
-                            Enrolment.person_id == person_id,
-                            Enrolment.photo_sha256 == key[0],
-                            Enrolment.model == key[1],
-                        )
-                    ).scalar_one()
-                )
-            if any_new:
+                ))
+                where = (Enrolment.person_id == person_id, Enrolment.photo_sha256 == key[0],
+                         Enrolment.model == key[1])
+                if stored:
+                    s.execute(update(Enrolment).where(*where, Enrolment.stored_photo.is_(None))
+                              .values(stored_photo=stored))
+                ids.append(s.execute(select(Enrolment.id).where(*where)).scalar_one())
+            orphaned = sorted(old_photos - self._referenced_photos(s, old_photos))
+            if n_new or n_replaced:
                 self._bump_generation(s)
-            return ids
+            result = {"enrolment_ids": ids, "n_new": n_new, "n_replaced": n_replaced,
+                      "persons": persons, "orphaned_photos": orphaned}
+            if operator is not None:
+                self._audit(s, operator, "enrol",
+                            params={"persons": persons, "replace": bool(replace),
+                                    "models": sorted({str(it["model"]) for _, it, _, _ in prepared}),
+                                    "photo_sha256s": sorted({str(it["photo_sha256"])
+                                                             for _, it, _, _ in prepared})},
+                            outcome={"enrolment_ids": ids, "n_new": n_new,
+                                     "n_replaced": n_replaced})
+            return result
 
         return self._transact(body, write=True)
+
+    @staticmethod
+    def _referenced_photos(s: Session, paths: set[str]) -> set[str]:
+        """Which of ``paths`` some enrolment still references as its stored photo."""
+        if not paths:
+            return set()
+        return set(s.execute(select(Enrolment.stored_photo).where(
+            Enrolment.stored_photo.in_(sorted(paths)))).scalars())
+
+    def stored_photos(self) -> set[str]:
+        """Every stored photo path (relative to data_dir) an enrolment references."""
+        return self._transact(lambda s: set(s.execute(
+            select(Enrolment.stored_photo).where(Enrolment.stored_photo.is_not(None))).scalars()))
 
     def remove_enrolments(self, person_name: str, model: str | None = None) -> int:
         """Take a person off the watchlist (for ``model``, or for every model).
@@ -194,7 +245,8 @@ class PersonsMixin(RepositoryBase):
         )
 
     def list_persons(self) -> list[dict]:
-        """Every person with their number of enrolled photos and of hits, by name."""
+        """Every person with their number of enrolled photos, of hits, and the models their
+        enrolments were embedded with, by name."""
         photos = (
             select(Enrolment.person_id, func.count(func.distinct(Enrolment.photo_sha256)).label("n"))
             .group_by(Enrolment.person_id)
@@ -216,8 +268,13 @@ class PersonsMixin(RepositoryBase):
         )
 
         def body(s: Session):
+            models: dict[str, set[str]] = {}
+            for name, model in s.execute(select(Person.name, Enrolment.model).join(
+                    Enrolment, Enrolment.person_id == Person.id).distinct()):
+                models.setdefault(name, set()).add(model)
             return [
-                {"name": r[0], "n_photos": int(r[1]), "n_hits": int(r[2]), "created_at": r[3]}
+                {"name": r[0], "n_photos": int(r[1]), "n_hits": int(r[2]),
+                 "models": sorted(models.get(r[0], ())), "created_at": r[3]}
                 for r in s.execute(q)
             ]
 

@@ -1,24 +1,33 @@
-"""Enrolment: photos -> one face each -> teacher embedding -> database.
+"""Enrolment: photos -> one face each -> teacher embedding -> database (+ a stored copy).
 
 All photos of a command are checked first (readable, exactly one face, or the largest
 with ``largest=True``) and only then written, in one transaction per photo batch, so a bad
 photo leaves the watchlist as it was. Faces much smaller than the main face in a photo
 (under ``BACKGROUND_RATIO`` of its height) are treated as background people.
+
+Each enrolled photo is copied under ``data_dir`` as ``enrolments/<person id>/<sha256><ext>``
+(``enrolments.stored_photo``; what re-embedding and the web pages read). Same protocol as the
+evidence crops: the copy is written as ``<name>.pending`` before the database transaction,
+renamed into place after it commits, removed if it fails. Stored photos that no enrolment
+references any more (re-enrolment with ``replace``) are deleted after the commit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..errors import EnrolmentError, InputError
+from ..errors import CctvIdError, EnrolmentError, InputError
 from ..types import FaceDetections
 
 BACKGROUND_RATIO = 0.5
+STORED_PHOTOS_DIR = "enrolments"
+PENDING_SUFFIX = ".pending"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
 
@@ -90,10 +99,72 @@ def prepare(photos: list[tuple[str, Path]], detector, encoder, largest: bool = F
     return items
 
 
-def commit(repo, items: list[EnrolmentItem], model: str) -> list[int]:
-    return repo.add_enrolments([
-        dict(person_name=it.person, photo_path=str(it.photo_path.resolve()),
-             photo_sha256=it.photo_sha256, model=model, embedding=it.embedding,
-             face_px=it.face_px)
-        for it in items
-    ])
+def stored_photo_relpath(person_id: int, photo: Path, sha256: str) -> str:
+    ext = Path(photo).suffix.lower()
+    ext = ext if ext in IMAGE_SUFFIXES else ".img"
+    return f"{STORED_PHOTOS_DIR}/{int(person_id)}/{sha256}{ext}"
+
+
+def _write_pending(data_dir: Path, rel: str, source: Path) -> Path:
+    final = Path(data_dir) / rel
+    pending = final.with_name(final.name + PENDING_SUFFIX)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(pending, "wb") as fh:
+            fh.write(Path(source).read_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        pending.unlink(missing_ok=True)
+        raise CctvIdError(f"cannot store enrolment photo {final}: {exc.strerror or exc}") from exc
+    return pending
+
+
+def delete_stored_photos(data_dir: Path, rels) -> int:
+    """Delete stored photo files (relative paths) and their emptied person folders."""
+    n = 0
+    for rel in rels:
+        path = Path(data_dir) / rel
+        if path.is_file():
+            path.unlink()
+            n += 1
+        try:
+            path.parent.rmdir()  # only when empty
+        except OSError:
+            pass
+    return n
+
+
+def commit(repo, items: list[EnrolmentItem], model: str, data_dir: Path | None = None,
+           operator: str | None = None, replace: bool = False) -> dict:
+    """Store ``items`` (photo copies under ``data_dir`` when given) in one transaction.
+
+    ``replace``: the persons' previous enrolments (every model) and their stored photos go.
+    ``operator``: the enrolment is audited in the same transaction. Returns the repository's
+    :meth:`~cctv_id.store.persons.PersonsMixin.enrol` result plus "n_photos_stored".
+    """
+    rows, pendings = [], {}  # final path -> pending file
+    try:
+        for it in items:
+            row = dict(person_name=it.person, photo_path=str(it.photo_path.resolve()),
+                       photo_sha256=it.photo_sha256, model=model, embedding=it.embedding,
+                       face_px=it.face_px)
+            if data_dir is not None:
+                # the person row first (harmless alone: it does not change the watchlist)
+                rel = stored_photo_relpath(repo.add_person(it.person), it.photo_path,
+                                           it.photo_sha256)
+                final = Path(data_dir) / rel
+                if final not in pendings:
+                    pendings[final] = _write_pending(data_dir, rel, it.photo_path)
+                row["stored_photo"] = rel
+            rows.append(row)
+        result = repo.enrol(rows, operator=operator, replace=replace)
+    except BaseException:
+        for pending in pendings.values():
+            pending.unlink(missing_ok=True)
+        raise
+    for final, pending in pendings.items():
+        os.replace(pending, final)
+    if data_dir is not None:
+        delete_stored_photos(data_dir, result["orphaned_photos"])
+    return {**result, "n_photos_stored": len(pendings)}
