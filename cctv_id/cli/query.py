@@ -1,4 +1,4 @@
-"""``cctv-id hits`` and ``cctv-id persons``: read the hit database."""
+"""``cctv-id hits``: read the hit database (table, CSV, JSON)."""
 
 from __future__ import annotations
 
@@ -77,19 +77,7 @@ def hits(app, person, camera, since, until, min_score, limit, fmt):
         click.echo(render_table(table_rows, HIT_COLUMNS))
 
 
-@click.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
-@click.pass_obj
-def persons(app, fmt):
-    """List the people on the watchlist."""
-    rows = [{k: _iso(v) for k, v in r.items()} for r in app.repo().list_persons()]
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-    elif not rows:
-        click.echo("the watchlist is empty")
-    else:
-        click.echo(render_table(rows, list(rows[0].keys())))
+# ``persons`` lives in cli/governance.py with the other watchlist management commands
 
 
-COMMANDS = [hits, persons]
+COMMANDS = [hits]
