@@ -2,14 +2,16 @@
 
 Owns the one-transaction save of a batch of tracks and their hits together with the run's
 checkpoint and progress, the crop-path bookkeeping (list, forget), the hit and track queries
-that return plain dicts, and the row count helper for tests and admin tools.
+that return plain dicts (hits; tracks filtered by camera, time, person, run, unknown-only; a
+person's timeline; the candidate track ids of a search), and the row count helper for tests
+and admin tools. "Rejected" hits (a reviewer said no) never name a track or join a timeline.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cctv_id.errors import NotFoundError
@@ -31,6 +33,11 @@ from cctv_id.store.persons import PersonsMixin
 from cctv_id.store.records import Checkpoint, HitRecord, TrackRecord
 from cctv_id.store.runs import RunsMixin
 from cctv_id.store.track_index import TrackIndexMixin
+
+
+def _not_rejected():
+    """Hits that no reviewer rejected (unreviewed or confirmed)."""
+    return or_(HitRow.review_status.is_(None), HitRow.review_status != "rejected")
 
 
 class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
@@ -215,12 +222,14 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
         until: datetime | None = None,
         min_score: float | None = None,
         limit: int | None = None,
+        exclude_rejected: bool = False,
     ) -> list[dict]:
         """Hits, oldest first (hits without a wall-clock time last).
 
         ``since``/``until`` keep hits whose [first_seen_at, last_seen_at] overlaps the interval;
-        hits with no wall-clock time are excluded when either is given. Unknown person or
-        camera: :class:`NotFoundError` naming the known ones.
+        hits with no wall-clock time are excluded when either is given. ``exclude_rejected``
+        leaves out hits a reviewer rejected. Unknown person or camera: :class:`NotFoundError`
+        naming the known ones.
         """
         since = to_utc(since, "since")
         until = to_utc(until, "until")
@@ -248,6 +257,8 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
             q = q.where(HitRow.first_seen_at <= until)
         if min_score is not None:
             q = q.where(HitRow.score >= float(min_score))
+        if exclude_rejected:
+            q = q.where(_not_rejected())
         q = q.order_by(
             case((HitRow.first_seen_at.is_(None), 1), else_=0),
             HitRow.first_seen_at,
@@ -259,15 +270,7 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
             q = q.limit(int(limit))
 
         def body(s: Session):
-            if person is not None and not s.execute(
-                select(Person.id).where(Person.name == person)
-            ).first():
-                raise self._unknown_person(s, person)
-            if camera is not None and not s.execute(
-                select(Camera.id).where(Camera.name == camera)
-            ).first():
-                names = list(s.execute(select(Camera.name).order_by(Camera.name)).scalars())
-                raise NotFoundError(f"unknown camera {camera!r}; known: {self._names_list(names)}")
+            self._check_names(s, person=person, camera=camera)
             return s.execute(q).all()
 
         rows = self._transact(body)
@@ -308,6 +311,111 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
             )
         return out
 
+    def _check_names(self, s: Session, person: str | None = None, camera: str | None = None,
+                     run_id: int | None = None) -> None:
+        """:class:`NotFoundError` naming the known ones for an unknown person, camera or run."""
+        if person is not None and not s.execute(select(Person.id).where(Person.name == person)).first():
+            raise self._unknown_person(s, person)
+        if camera is not None and not s.execute(select(Camera.id).where(Camera.name == camera)).first():
+            names = list(s.execute(select(Camera.name).order_by(Camera.name)).scalars())
+            raise NotFoundError(f"unknown camera {camera!r}; known: {self._names_list(names)}")
+        if run_id is not None and not s.get(Run, int(run_id)):
+            raise NotFoundError(f"unknown run {run_id}")
+
+    def timeline(self, person: str, since: datetime | None = None,
+                 until: datetime | None = None) -> list[dict]:
+        """Where and when ``person`` was seen: their hits that no reviewer rejected (any
+        origin: auto, retro, manual), in time order across cameras (the keys of
+        :meth:`query_hits`). Unknown person: :class:`NotFoundError`."""
+        return self.query_hits(person=person, since=since, until=until, exclude_rejected=True)
+
+    def _track_filter(self, q, camera=None, since=None, until=None, unknown=False, person=None,
+                      run_id=None, model=None, ids=None):
+        since, until = to_utc(since, "since"), to_utc(until, "until")
+        if camera is not None:
+            q = q.where(TrackRow.camera_id == select(Camera.id).where(Camera.name == camera)
+                        .scalar_subquery())
+        if since is not None:
+            q = q.where(TrackRow.last_seen_at >= since)
+        if until is not None:
+            q = q.where(TrackRow.first_seen_at <= until)
+        if run_id is not None:
+            q = q.where(TrackRow.run_id == int(run_id))
+        if model is not None:
+            q = q.where(TrackRow.model == model, TrackRow.embedding.is_not(None))
+        if ids is not None:
+            q = q.where(TrackRow.id.in_([int(i) for i in ids]))
+        named = select(HitRow.id).where(HitRow.track_id == TrackRow.id, _not_rejected())
+        if unknown:
+            q = q.where(~named.exists())
+        if person is not None:
+            q = q.where(named.where(HitRow.person_id == select(Person.id).where(
+                Person.name == person).scalar_subquery()).exists())
+        return q
+
+    def track_ids(self, model: str | None = None, camera: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  unknown: bool = False, person: str | None = None,
+                  run_id: int | None = None) -> list[int]:
+        """Ids of the tracks that pass the filters of :meth:`query_tracks` (with ``model``:
+        only that model's tracks that have an embedding), e.g. a search's candidate set."""
+        q = self._track_filter(select(TrackRow.id), camera, since, until, unknown, person,
+                               run_id, model).order_by(TrackRow.id)
+
+        def body(s: Session):
+            self._check_names(s, person=person, camera=camera, run_id=run_id)
+            return [int(i) for i in s.execute(q).scalars()]
+
+        return self._transact(body)
+
+    def query_tracks(self, camera: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, unknown: bool = False,
+                     person: str | None = None, run_id: int | None = None,
+                     limit: int | None = None, ids: list[int] | None = None,
+                     model: str | None = None) -> list[dict]:
+        """Tracks in time order (without wall-clock time last), without their embeddings.
+
+        ``since``/``until``: the track's [first_seen_at, last_seen_at] overlaps the interval;
+        ``unknown``: no hit that a reviewer did not reject; ``person``: a non-rejected hit of
+        that person; ``ids``: only these tracks. Each dict has the keys of :meth:`list_tracks`
+        (``embedding`` excepted) plus ``person`` and ``person_score`` (the non-rejected hit
+        with the best score, else None), ``source_path`` and ``n_hits``. Unknown camera,
+        person or run: :class:`NotFoundError` naming the known ones.
+        """
+        q = (select(TrackRow, Camera.name, Source.path)
+             .join(Camera, Camera.id == TrackRow.camera_id)
+             .join(Run, Run.id == TrackRow.run_id)
+             .join(Source, Source.id == Run.source_id))
+        q = self._track_filter(q, camera, since, until, unknown, person, run_id, model, ids)
+        q = q.order_by(case((TrackRow.first_seen_at.is_(None), 1), else_=0), TrackRow.first_seen_at,
+                       TrackRow.run_id, TrackRow.first_pts_s, TrackRow.id)
+        if limit is not None:
+            q = q.limit(int(limit))
+
+        def body(s: Session):
+            self._check_names(s, person=person, camera=camera, run_id=run_id)
+            rows = s.execute(q).all()
+            track_ids = [t.id for t, _, _ in rows]
+            hits: dict[int, list] = {}
+            for i in range(0, len(track_ids), 500):
+                for tid, name, score in s.execute(
+                        select(HitRow.track_id, Person.name, HitRow.score)
+                        .join(Person, Person.id == HitRow.person_id)
+                        .where(HitRow.track_id.in_(track_ids[i:i + 500]), _not_rejected())):
+                    hits.setdefault(tid, []).append((score, name))
+            return rows, hits
+
+        rows, hits = self._transact(body)
+        out = []
+        for t, camera_name, source_path in rows:
+            d = self._track_dict(t, camera_name, with_embedding=False)
+            named = sorted(hits.get(t.id, []), key=lambda h: (-h[0], h[1]))
+            d["person"], d["person_score"] = (named[0][1], named[0][0]) if named else (None, None)
+            d["n_hits"] = len(named)
+            d["source_path"] = source_path
+            out.append(d)
+        return out
+
     def list_tracks(self, run_id: int | None = None, status: str | None = None) -> list[dict]:
         """Tracks (with their embedding as float32 array or None), by run then track_key."""
         q = select(TrackRow, Camera.name).join(Camera, Camera.id == TrackRow.camera_id)
@@ -322,45 +430,46 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
         def body(s: Session):
             return s.execute(q).all()
 
-        rows = self._transact(body)
-        out = []
-        for t, camera_name in rows:
-            bbox = None if t.bbox_x1 is None else [t.bbox_x1, t.bbox_y1, t.bbox_x2, t.bbox_y2]
-            out.append(
-                {
-                    "track_id": t.id,
-                    "run_id": t.run_id,
-                    "track_key": t.track_key,
-                    "camera_id": t.camera_id,
-                    "camera": camera_name,
-                    "status": t.status,
-                    "first_frame": t.first_frame,
-                    "last_frame": t.last_frame,
-                    "first_seen_s": t.first_pts_s,
-                    "last_seen_s": t.last_pts_s,
-                    "first_seen_at": t.first_seen_at,
-                    "last_seen_at": t.last_seen_at,
-                    "n_detections": t.n_detections,
-                    "max_face_px": t.max_face_px,
-                    "quality": t.quality,
-                    "model": t.model,
-                    "embedding": _unblob(t.embedding, t.dim),
-                    "dim": t.dim,
-                    "best_score": t.best_score,
-                    "best_person": t.best_person,
-                    "best_shot_frame": t.best_shot_frame,
-                    "best_shot_s": t.best_shot_pts_s,
-                    "best_shot_at": t.best_shot_at,
-                    "best_shot_bbox": bbox,
-                    "crop_path": t.crop_path,
-                    "crop_landmarks": t.crop_landmarks,
-                    "context_path": t.context_path,
-                    "trajectory": t.trajectory,
-                    "index_seq": t.index_seq,
-                    "cluster_id": t.cluster_id,
-                }
-            )
-        return out
+        return [self._track_dict(t, camera_name) for t, camera_name in self._transact(body)]
+
+    @staticmethod
+    def _track_dict(t: TrackRow, camera_name: str, with_embedding: bool = True) -> dict:
+        bbox = None if t.bbox_x1 is None else [t.bbox_x1, t.bbox_y1, t.bbox_x2, t.bbox_y2]
+        d = {
+            "track_id": t.id,
+            "run_id": t.run_id,
+            "track_key": t.track_key,
+            "camera_id": t.camera_id,
+            "camera": camera_name,
+            "status": t.status,
+            "first_frame": t.first_frame,
+            "last_frame": t.last_frame,
+            "first_seen_s": t.first_pts_s,
+            "last_seen_s": t.last_pts_s,
+            "first_seen_at": t.first_seen_at,
+            "last_seen_at": t.last_seen_at,
+            "n_detections": t.n_detections,
+            "max_face_px": t.max_face_px,
+            "quality": t.quality,
+            "model": t.model,
+            "embedding": _unblob(t.embedding, t.dim) if with_embedding else None,
+            "dim": t.dim,
+            "best_score": t.best_score,
+            "best_person": t.best_person,
+            "best_shot_frame": t.best_shot_frame,
+            "best_shot_s": t.best_shot_pts_s,
+            "best_shot_at": t.best_shot_at,
+            "best_shot_bbox": bbox,
+            "crop_path": t.crop_path,
+            "crop_landmarks": t.crop_landmarks,
+            "context_path": t.context_path,
+            "trajectory": t.trajectory,
+            "index_seq": t.index_seq,
+            "cluster_id": t.cluster_id,
+        }
+        if not with_embedding:
+            del d["embedding"]
+        return d
 
     # ------------------------------------------------------------------ helpers for tests/admin
 
