@@ -172,6 +172,19 @@ class FaceSample:
 
 
 @dataclass(frozen=True)
+class ContextFrame:
+    """The whole frame of a track's best shot, downscaled and JPEG-encoded (kept as bytes
+    so that a live track holds kilobytes, not a decoded frame). ``scale`` maps frame
+    coordinates to this image's: a box in the frame times ``scale`` is the box in it."""
+
+    frame_index: int
+    jpeg: bytes
+    scale: float  # this image's size / the frame's size (<= 1)
+    width: int  # of the encoded image
+    height: int
+
+
+@dataclass(frozen=True)
 class Track:
     """A finished face track: where and when one face was seen, and its best samples."""
 
@@ -186,6 +199,10 @@ class Track:
     n_detections: int
     max_face_px: float
     best: tuple[FaceSample, ...]  # best-K samples, best first
+    # where the face was: ((frame_index, x1, y1, x2, y2), ...) in frame order, first and last
+    # detection always included, thinned evenly for very long tracks
+    trajectory: tuple[tuple[float, float, float, float, float], ...] = ()
+    context: ContextFrame | None = None  # the whole frame of ``best[0]``, when kept
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ class ArchiveJob:
             return done["id"], camera_id, None, True
         if restart and (done or previous):
             run_id = (done or previous)["id"]
-            self.repo.reset_run(run_id)
+            self.evidence.remove(self.repo.reset_run(run_id))  # files go once that committed
             return run_id, camera_id, None, False
         if previous is not None:
             run_id = previous["id"]
@@ -196,7 +196,7 @@ class ArchiveJob:
             checkpoint = None
             if previous["status"] == "failed":
                 # a failure stored its open tracks early: replaying would differ, start over
-                self.repo.reset_run(run_id)
+                self.evidence.remove(self.repo.reset_run(run_id))
             else:
                 checkpoint = self.repo.get_checkpoint(run_id)
                 self.repo.mark_running(run_id)

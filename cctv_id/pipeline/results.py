@@ -2,9 +2,10 @@
 
 Owns the tail of the data flow after tracking: recognise eligible tracks (best-K samples,
 batched across tracks), match against the watchlist, decide per face-size band, write the
-best-shot crops under a pending name, store tracks + hits (+ the caller's checkpoint and
-progress) in ONE transaction, then publish the crops. ``ArchiveJob`` (files) and the live
-daemon's camera workers both call ``TrackResults.commit``; there is no second pipeline.
+evidence (best-shot crop, context frame) under pending names, store tracks + hits (+ the
+caller's checkpoint and progress) in ONE transaction, then publish the evidence files.
+``ArchiveJob`` (files) and the live daemon's camera workers both call
+``TrackResults.commit``; there is no second pipeline.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from ..decide import decide_track
 from ..store.records import Checkpoint
 from ..types import Track, TrackDecision, TrackIdentity
-from .evidence import EvidenceWriter
+from .evidence import EvidenceWriter, TrackEvidence
 from .persist import decisions_to_records
 from .recognition import identify_tracks
 
@@ -47,17 +48,19 @@ class TrackResults:
                checkpoint: Checkpoint | None = None, progress: tuple[int, int] | None = None,
                update_existing: bool = False) -> list[TrackDecision]:
         """Decide ``tracks`` and store the results in one transaction, then publish their
-        crops; returns every decision (too-short tracks included, though not stored)."""
+        evidence files; returns every decision (too-short tracks included, though not stored)."""
         decisions = self.decide(tracks)
         kept = [d for d in decisions if d.status != "too_short"]
-        crops = {d.identity.track.track_id: self.evidence.write_pending(run_id, d.identity.track)
-                 for d in kept}
-        records = decisions_to_records(kept, crops)
+        evidence: dict[int, TrackEvidence] = {}
         try:
+            for d in kept:
+                track = d.identity.track
+                evidence[track.track_id] = self.evidence.write_pending(run_id, track)
+            records = decisions_to_records(kept, evidence)
             self.repo.save_track_results(run_id, camera_id, records, checkpoint=checkpoint,
                                          progress=progress, update_existing=update_existing)
         except Exception:
-            self.evidence.discard_pending([c for c in crops.values() if c])
+            self.evidence.discard_pending([f for e in evidence.values() for f in e.files])
             raise
-        self.evidence.publish([c for c in crops.values() if c])
+        self.evidence.publish([f for e in evidence.values() for f in e.files])
         return decisions

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, or_, select, union, update
 from sqlalchemy.orm import Session
 
 from cctv_id.errors import NotFoundError
@@ -161,24 +161,30 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
         self._transact(body, write=True)
 
     def track_crop_paths(self, run_id: int | None = None) -> list[str]:
-        """Every crop path that tracks or hits reference (of one run, or of all), sorted and
-        distinct: for a checker that matches the database against the crop files."""
-        tq = select(TrackRow.crop_path).where(TrackRow.crop_path.is_not(None))
-        hq = select(HitRow.crop_path).where(HitRow.crop_path.is_not(None))
+        """Every evidence file path (best-shot crops and context frames) that tracks or hits
+        reference (of one run, or of all), sorted and distinct: for a checker that matches
+        the database against the files under data_dir."""
+        parts = [select(col).where(col.is_not(None)) for col in
+                 (TrackRow.crop_path, TrackRow.context_path, HitRow.crop_path, HitRow.context_path)]
         if run_id is not None:
-            tq = tq.where(TrackRow.run_id == run_id)
-            hq = hq.where(HitRow.run_id == run_id)
-        q = tq.union(hq)
+            parts = [q.where((TrackRow if i < 2 else HitRow).run_id == run_id)
+                     for i, q in enumerate(parts)]
+        q = union(*parts)
         return sorted(self._transact(lambda s: list(s.execute(q).scalars())))
 
     def clear_crop_path(self, crop_path: str) -> int:
-        """Forget a crop file (e.g. found missing): set crop_path to NULL on every track and
-        hit that references it, in one transaction. Returns the number of rows changed."""
+        """Forget an evidence file (e.g. found missing): set crop_path or context_path to NULL
+        on every track and hit that references it, in one transaction. Returns the number
+        of references cleared."""
 
         def body(s: Session) -> int:
-            n = s.execute(update(TrackRow).where(TrackRow.crop_path == crop_path).values(crop_path=None)).rowcount
-            n += s.execute(update(HitRow).where(HitRow.crop_path == crop_path).values(crop_path=None)).rowcount
-            return int(n or 0)
+            n = 0
+            for table in (TrackRow, HitRow):
+                for col in ("crop_path", "context_path"):
+                    column = getattr(table, col)
+                    n += s.execute(update(table).where(column == crop_path)
+                                   .values({col: None})).rowcount or 0
+            return int(n)
 
         return self._transact(body, write=True)
 

@@ -169,10 +169,12 @@ class RunsMixin(RepositoryBase):
     def reset_run(self, run_id: int) -> list[str]:
         """Start a run again from nothing (``--restart``), in ONE transaction: its hits, tracks
         and checkpoint are deleted and it becomes "running" (no error, no progress, started
-        now, owned by this process). The run keeps its id and provenance.
+        now, owned by this process). The run keeps its id and provenance. Deleting stored
+        track embeddings bumps the track search index's epoch (track_index.py).
 
-        Returns the crop paths the deleted rows referenced (sorted, distinct), so the caller
-        can remove the files once this has committed.
+        Returns the evidence paths (best-shot crops and context frames) the deleted rows
+        referenced (sorted, distinct), so the caller can remove the files once this has
+        committed.
         """
 
         def body(s: Session) -> list[str]:
@@ -193,20 +195,19 @@ class RunsMixin(RepositoryBase):
             )
             if res.rowcount == 0:
                 raise NotFoundError(f"unknown run {run_id}")
-            crops = set(
-                s.execute(
-                    select(TrackRow.crop_path).where(TrackRow.run_id == run_id, TrackRow.crop_path.is_not(None))
-                ).scalars()
-            )
-            crops.update(
-                s.execute(
-                    select(HitRow.crop_path).where(HitRow.run_id == run_id, HitRow.crop_path.is_not(None))
-                ).scalars()
-            )
+            files: set[str] = set()
+            for col in (TrackRow.crop_path, TrackRow.context_path):
+                files.update(s.execute(select(col).where(TrackRow.run_id == run_id,
+                                                         col.is_not(None))).scalars())
+            for col in (HitRow.crop_path, HitRow.context_path):
+                files.update(s.execute(select(col).where(HitRow.run_id == run_id,
+                                                         col.is_not(None))).scalars())
             s.execute(delete(HitRow).where(HitRow.run_id == run_id))
-            s.execute(delete(TrackRow).where(TrackRow.run_id == run_id))
+            n_tracks = s.execute(delete(TrackRow).where(TrackRow.run_id == run_id)).rowcount
             s.execute(delete(RunCheckpoint).where(RunCheckpoint.run_id == run_id))
-            return sorted(crops)
+            if n_tracks:
+                self._bump_index_epoch(s)  # type: ignore[attr-defined]  # TrackIndexMixin
+            return sorted(files)
 
         return self._transact(body, write=True)
 

@@ -1,9 +1,11 @@
 """Serialising a tracker's state for checkpoints, and reading it back safely.
 
 The state (live tracks, tracks in the re-link window with their best-K samples and image
-patches, id counters) is pickled, but read back with an unpickler that only rebuilds the
-few types a tracker state can hold — numpy arrays, datetimes and this package's track
-records — so a tampered checkpoint in the database cannot run code.
+patches, trajectories, context frames as JPEG bytes, id counters) is pickled, but read back
+with an unpickler that only rebuilds the few types a tracker state can hold — numpy arrays,
+datetimes and this package's track records — so a tampered checkpoint in the database
+cannot run code. Checkpoints written before trajectories and context frames existed still
+load (those fields start empty).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
     ("cctv_id.track.tracker", "_LiveTrack"), ("cctv_id.types", "FaceSample"),
+    ("cctv_id.types", "ContextFrame"),
 }
 
 

@@ -13,6 +13,12 @@ continues it under the same id (re-linking across short occlusions and missed de
 Only after that window is a track handed on, as a ``Track`` record carrying its best-K
 samples (highest quality first), each with a small image patch for later alignment.
 
+Evidence kept per track on the way: its trajectory (frame index and box of each detection,
+thinned evenly to at most ``MAX_TRAJECTORY_POINTS`` for very long tracks, the first and the
+last detection always kept) and a context frame for the current best sample (the whole
+frame, downscaled to ``CONTEXT_LONG_SIDE`` and JPEG-encoded only when a new sample becomes
+the best, so a live track holds kilobytes rather than decoded frames).
+
 Why not an off-the-shelf MOT package: the gating rule, the size test, the best-K selection
 with image patches and the re-link window are the parts that matter here; general trackers
 (norfair, SORT variants) gate with a fixed distance or IoU, which fails for 8-15 px faces
@@ -30,10 +36,30 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..config import TrackerConfig
-from ..types import FaceDetections, FaceSample, Frame, Track
+from ..types import ContextFrame, FaceDetections, FaceSample, Frame, Track
 from .quality import face_quality
 
 _INF = 1e6
+MAX_TRAJECTORY_POINTS = 600  # per track; longer tracks are thinned evenly
+CONTEXT_LONG_SIDE = 960  # px: context frames are downscaled to at most this long side
+CONTEXT_JPEG_QUALITY = 85
+
+
+def encode_context(image: np.ndarray, frame_index: int, long_side: int = CONTEXT_LONG_SIDE,
+                   quality: int = CONTEXT_JPEG_QUALITY) -> ContextFrame | None:
+    """The whole frame, downscaled to ``long_side`` at most and JPEG-encoded."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, long_side / max(h, w, 1))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        return None
+    return ContextFrame(frame_index=int(frame_index), jpeg=buf.tobytes(), scale=float(scale),
+                        width=int(image.shape[1]), height=int(image.shape[0]))
 
 
 @dataclass
@@ -52,6 +78,36 @@ class _LiveTrack:
     max_face_px: float = 0.0
     ended_pts_s: float | None = None  # set while waiting in the re-link window
     samples: list = field(default_factory=list)  # min-heap of (quality, seq, FaceSample)
+    # evidence: an even grid of trajectory points (every traj_step-th detection) plus the
+    # newest point when it is off the grid; the context frame of the best sample so far
+    traj: list = field(default_factory=list)
+    traj_step: int = 1
+    traj_count: int = 0
+    traj_tail: tuple | None = None
+    best_quality: float = -1.0
+    context: ContextFrame | None = None
+
+    def add_point(self, frame_index: int, box) -> None:
+        point = (int(frame_index), *(round(float(v), 2) for v in box[:4]))
+        on_grid = self.traj_count % self.traj_step == 0
+        self.traj_count += 1
+        if on_grid:
+            self.traj.append(point)
+            if len(self.traj) >= MAX_TRAJECTORY_POINTS:  # keep every other: the grid doubles
+                self.traj = self.traj[::2]
+                self.traj_step *= 2
+        self.traj_tail = None if self.traj and self.traj[-1] is point else point
+
+    def trajectory(self) -> tuple:
+        return tuple(self.traj) + ((self.traj_tail,) if self.traj_tail is not None else ())
+
+    def upgrade(self) -> None:
+        """Fill what a checkpoint written before these fields existed lacks."""
+        for name, value in (("traj", []), ("traj_step", 1), ("traj_count", 0),
+                            ("traj_tail", None), ("context", None)):
+            self.__dict__.setdefault(name, value)
+        if "best_quality" not in self.__dict__:
+            self.best_quality = max((q for q, _, _ in self.samples), default=-1.0)
 
     def predicted_center(self, pts_s: float) -> np.ndarray:
         dt = max(0.0, pts_s - self.last_pts_s)
@@ -66,10 +122,13 @@ class FaceTracker:
     Both return the tracks that are finished for good. ``flush()`` ends everything.
     """
 
-    def __init__(self, cfg: TrackerConfig, fps: float, camera: str = ""):
+    def __init__(self, cfg: TrackerConfig, fps: float, camera: str = "",
+                 context_frames: bool = True):
         self.cfg = cfg
         self.fps = fps if fps and fps > 0 else 25.0
         self.camera = camera
+        self.context_frames = context_frames  # keep a context frame of each track's best shot
+        self.n_context_encodes = 0
         self._live: list[_LiveTrack] = []
         self._closing: list[_LiveTrack] = []  # ended, still inside the re-link window
         self._next_id = 1
@@ -147,6 +206,8 @@ class FaceTracker:
     def restore(self, state: dict) -> None:
         self._live = list(state["live"])
         self._closing = list(state["closing"])
+        for t in self._live + self._closing:
+            t.upgrade()
         self._next_id = int(state["next_id"])
         self._next_seq = int(state["next_seq"])
         self.n_relinked = int(state["n_relinked"])
@@ -210,6 +271,7 @@ class FaceTracker:
         t.n_detections += 1
         t.max_face_px = max(t.max_face_px, face_px)
         t.ended_pts_s = None
+        t.add_point(frame.index, box)
         self._keep_sample(t, frame, box, dets.landmarks[j], float(dets.scores[j]), face_px)
 
     def _keep_sample(self, t: _LiveTrack, frame: Frame, box, landmarks, score, face_px):
@@ -224,6 +286,11 @@ class FaceTracker:
             heapq.heappush(t.samples, entry)
         else:
             heapq.heapreplace(t.samples, entry)
+        if quality > t.best_quality:  # the new best shot (ties keep the earlier one)
+            t.best_quality = quality
+            if self.context_frames:
+                t.context = encode_context(frame.image, frame.index)
+                self.n_context_encodes += 1
 
     def _make_sample(self, frame, box, landmarks, score, face_px, quality) -> FaceSample:
         h, w = frame.image.shape[:2]
@@ -298,4 +365,7 @@ class FaceTracker:
             n_detections=t.n_detections,
             max_face_px=t.max_face_px,
             best=best,
+            trajectory=t.trajectory(),
+            context=t.context if best and t.context is not None
+            and t.context.frame_index == best[0].frame_index else None,
         )
