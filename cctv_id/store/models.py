@@ -318,6 +318,9 @@ class Review(Base):
     operator: Mapped[str] = mapped_column(String(255))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # where the face was on the reviewed track ([[frame, x1, y1, x2, y2], ...]): tells apart
+    # people seen at the same time when the decision is applied to tracks stored again
+    trajectory: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class AuditEntry(Base):

@@ -157,6 +157,7 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
                              keep=("first_frame", "first_pts_s", "first_seen_at", "created_at"))
             else:
                 self._insert_ignore(s, HitRow, hit_rows, ["run_id", "track_id", "person_id"])
+            self._apply_reviews(s, run_id, list(ids.values()))  # reviews survive re-processing
 
         self._transact(body, write=True)
 

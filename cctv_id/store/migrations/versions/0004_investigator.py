@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("operator", sa.String(255), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=False), nullable=False),
+        sa.Column("trajectory", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_reviews"),
         sa.CheckConstraint(f"kind IN ({REVIEW_KINDS})", name="ck_reviews_kind"),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"], name="fk_reviews_source_id_sources",
