@@ -6,7 +6,8 @@ Owns recomputing, with the current recogniser, every stored embedding another mo
   stored landmarks (``tracks.crop_landmarks``); a track stored without landmarks has its face
   found again in the crop (the crop is the face box grown by one box per side, so the face
   nearest the centre is the one); a track without a readable crop or face gets no embedding
-  (NULL) and is reported. Written in batches (new index sequence numbers, epoch bump), so an
+  (NULL) and is reported; a track stored without an embedding (a face too small to identify)
+  keeps none and only takes the current model's name. Written in batches (new index sequence numbers, epoch bump), so an
   interrupted run resumes where it stopped;
 - enrolments: from the stored photo copy (or the original photo when it still exists with
   the same sha256); the old model's rows of a re-embedded photo are replaced in one
@@ -116,7 +117,7 @@ def reembed(repo, data_dir: Path, encoder, detector_factory: Callable, operator:
         return cached["d"]
 
     done = {"model": model, "n_tracks": 0, "n_tracks_landmarks": 0, "n_tracks_detected": 0,
-            "tracks_failed": [], "n_enrolments": 0, "enrolments_failed": []}
+            "n_tracks_unembedded": 0, "tracks_failed": [], "n_enrolments": 0, "enrolments_failed": []}
     models_before = repo.embedding_models()
     last_id = 0
     while True:
@@ -125,6 +126,10 @@ def reembed(repo, data_dir: Path, encoder, detector_factory: Callable, operator:
             break
         updates = []
         for t in todo:
+            if not t["embedded"]:  # never embedded (too small to identify): stays so
+                updates.append((t["id"], None))
+                done["n_tracks_unembedded"] += 1
+                continue
             vector, how = embed_track_crop(t, data_dir, encoder, detector)
             updates.append((t["id"], vector))
             if vector is None:
@@ -169,7 +174,8 @@ def reembed(repo, data_dir: Path, encoder, detector_factory: Callable, operator:
     done["models_after"] = repo.embedding_models()
     repo.record_audit(operator, "reembed", params={"model": model, "batch": batch},
                       outcome={k: done[k] for k in ("n_tracks", "n_tracks_landmarks",
-                                                    "n_tracks_detected", "n_enrolments")}
+                                                    "n_tracks_detected", "n_tracks_unembedded",
+                                                    "n_enrolments")}
                       | {"n_tracks_failed": len(done["tracks_failed"]),
                          "n_enrolments_failed": len(done["enrolments_failed"])})
     return done

@@ -180,8 +180,10 @@ def reembed(app, yes, batch, no_progress, fmt):
     if fmt == "json":
         click.echo(json.dumps(_jsonable(out), indent=2))
         return
-    click.echo(f"re-embedded {out['n_tracks'] - len(out['tracks_failed'])} of {out['n_tracks']} "
-               f"track(s) and {out['n_enrolments']} enrolment photo(s) with {out['model']}")
+    n_done = out["n_tracks_landmarks"] + out["n_tracks_detected"]
+    click.echo(f"re-embedded {n_done} of {out['n_tracks'] - out['n_tracks_unembedded']} "
+               f"embedded track(s) and {out['n_enrolments']} enrolment photo(s) with "
+               f"{out['model']}")
     for t in out["tracks_failed"]:
         click.echo(f"  track {t['track_id']}: not re-embeddable ({t['reason']}); "
                    "its embedding was removed")

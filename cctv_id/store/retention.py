@@ -209,16 +209,18 @@ class RetentionMixin(TracksHitsMixin, AuditMixin):
     def tracks_to_reembed(self, model: str, limit: int | None = None, after_id: int = 0
                           ) -> list[dict]:
         """Tracks whose stored embedding (or lack of one) was made by another model, by id
-        (above ``after_id``)."""
+        (above ``after_id``); "embedded": whether they have an embedding (the pipeline stores
+        none for faces too small to identify)."""
         q = (select(TrackRow.id, TrackRow.model, TrackRow.crop_path, TrackRow.crop_landmarks,
-                    TrackRow.max_face_px).where(TrackRow.model != model, TrackRow.id > int(after_id))
+                    TrackRow.max_face_px, TrackRow.embedding.is_not(None).label("embedded")).where(TrackRow.model != model, TrackRow.id > int(after_id))
              .order_by(TrackRow.id))
         if limit is not None:
             q = q.limit(int(limit))
 
         def body(s: Session) -> list[dict]:
             return [{"id": r.id, "model": r.model, "crop_path": r.crop_path,
-                     "crop_landmarks": r.crop_landmarks, "max_face_px": float(r.max_face_px)}
+                     "crop_landmarks": r.crop_landmarks, "max_face_px": float(r.max_face_px),
+                     "embedded": bool(r.embedded)}
                     for r in s.execute(q)]
 
         return self._transact(body)

@@ -106,6 +106,11 @@ def test_enrol_stores_photos_re_enrol_replaces_and_is_audited(world):
     entries = [e for e in _audit(world, "enrol") if e["params"]["persons"] == ["7218"]]
     assert [(e["operator"], e["params"]["replace"], e["outcome"]["n_new"]) for e in entries] == \
         [("olga", False, 2), (getpass.getuser(), True, 1)]
+    table = world.ok("audit", "--operator", "olga").stdout.splitlines()
+    assert table[0].split()[:4] == ["id", "at", "operator", "action"] and len(table) == 2
+    since = entries[1]["at"]
+    assert [e["id"] for e in json.loads(world.ok("audit", "--since", since, "--format",
+                                                 "json").stdout)] == [entries[1]["id"]]
 
 
 def test_remove_person_leaves_no_vector_in_the_database_or_any_index_file(world):
@@ -196,14 +201,19 @@ def test_reembed_recomputes_other_models_embeddings_from_crops_and_photos(world)
     _sql(world, "UPDATE enrolments SET model = 'old-model' WHERE person_id = "
                 "(SELECT id FROM persons WHERE name = '7230')")
 
+    n_unembedded = _sql(world, "SELECT COUNT(*) FROM tracks WHERE embedding IS NULL")[0][0]
+    assert n_unembedded >= 1  # too small to identify: no embedding, and none made by reembed
     out = json.loads(world.ok("--operator", "olga", "reembed", "--yes", "--batch", "3",
                               "--format", "json").stdout)
     assert out["model"] == model and out["n_tracks"] == _sql(world, "SELECT COUNT(*) FROM tracks")[0][0]
     assert [t["track_id"] for t in out["tracks_failed"]] == [no_crop]
     assert out["n_tracks_detected"] == 1 and out["n_enrolments"] == 2
+    assert out["n_tracks_unembedded"] == n_unembedded
+    assert out["n_tracks_landmarks"] == out["n_tracks"] - n_unembedded - 2
     assert _sql(world, "SELECT DISTINCT model FROM tracks") == [(model,)]
     assert _sql(world, "SELECT DISTINCT model FROM enrolments") == [(model,)]
     assert _sql(world, "SELECT embedding, index_seq FROM tracks WHERE id = ?", no_crop) == [(None, None)]
+    assert _sql(world, "SELECT COUNT(*) FROM tracks WHERE embedding IS NULL")[0][0] == n_unembedded + 1
     after = {i: _vec(b, d) for i, b, d in _sql(
         world, "SELECT id, embedding, dim FROM tracks WHERE embedding IS NOT NULL")}
     cos = {i: float(after[i] @ original[i]) for i in original if i != no_crop}
