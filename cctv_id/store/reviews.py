@@ -451,31 +451,33 @@ class ReviewsMixin(TracksHitsMixin):
                 return []
             live_hit = exists().where(HitRow.track_id == TrackRow.id,
                                       or_(HitRow.review_status.is_(None), HitRow.review_status != "rejected"))
-            tracks = list(s.execute(select(TrackRow).where(
-                TrackRow.model == model, TrackRow.embedding.is_not(None),
-                TrackRow.status.in_(("unknown", "matched")), ~live_hit).order_by(TrackRow.id)).scalars())
-            if not tracks:
+            # only the columns the decision needs (no trajectories) for every candidate
+            rows = s.execute(select(TrackRow.id, TrackRow.max_face_px, TrackRow.embedding, TrackRow.dim)
+                             .where(TrackRow.model == model, TrackRow.embedding.is_not(None),
+                                    TrackRow.status.in_(("unknown", "matched")), ~live_hit)
+                             .order_by(TrackRow.id)).all()
+            if not rows:
                 return []
             cands = RetroCandidates(
                 model=model,
-                track_ids=np.array([t.id for t in tracks], np.int64),
-                max_face_px=np.array([t.max_face_px for t in tracks], np.float64),
-                vectors=np.stack([_unblob(t.embedding, t.dim) for t in tracks]).astype(np.float32),
+                track_ids=np.array([r.id for r in rows], np.int64),
+                max_face_px=np.array([r.max_face_px for r in rows], np.float64),
+                vectors=np.stack([_unblob(r.embedding, r.dim) for r in rows]).astype(np.float32),
                 person_ids=np.array([r.person_id for r in enrol], np.int64),
                 names=[r.name for r in enrol],
                 enrolments=np.stack([_unblob(r.embedding, r.dim) for r in enrol]).astype(np.float32),
                 targets=targets,
-                rejected=frozenset(self._rejected_pairs(s, tracks)),
+                rejected=frozenset(self._rejected_pairs(s, {int(r.id) for r in rows})),
             )
-            by_id = {t.id: t for t in tracks}
             names = {int(r.person_id): r.name for r in enrol}
+            candidate_ids = set(cands.track_ids.tolist())
             now = utcnow()
             out = []
             for c in choose(cands):
-                track = by_id.get(int(c.track_id))
-                if track is None or int(c.person_id) not in targets \
-                        or (track.id, int(c.person_id)) in cands.rejected:
+                if int(c.track_id) not in candidate_ids or int(c.person_id) not in targets \
+                        or (int(c.track_id), int(c.person_id)) in cands.rejected:
                     raise ValueError(f"retro chooser picked a pair it may not: {c}")
+                track = s.get(TrackRow, int(c.track_id))
                 hit_id = self._insert_track_hit(s, track, c.person_id, "retro", c.score, c.threshold, now)
                 if hit_id is None:
                     continue
@@ -492,15 +494,24 @@ class ReviewsMixin(TracksHitsMixin):
 
         return self._transact(body, write=True)
 
-    def _rejected_pairs(self, s: Session, tracks: list[TrackRow]) -> set[tuple[int, int]]:
-        """(track id, person id) pairs a reviewer rejected: rejected hits of these tracks,
-        and reject reviews (e.g. made before the track was stored again) that match them."""
-        ids = [t.id for t in tracks]
-        pairs: set[tuple[int, int]] = set()
-        for i in range(0, len(ids), 500):
-            pairs.update((int(a), int(b)) for a, b in s.execute(
-                select(HitRow.track_id, HitRow.person_id).where(
-                    HitRow.track_id.in_(ids[i:i + 500]), HitRow.review_status == "rejected")).all())
+    def _rejected_pairs(self, s: Session, track_ids: set[int]) -> set[tuple[int, int]]:
+        """(track id, person id) pairs among ``track_ids`` that a reviewer rejected: rejected
+        hits, and reject reviews (e.g. made before the track was stored again) matching them.
+        Rejections are few: they are read first, and only tracks they may concern are loaded."""
+        pairs = {(int(a), int(b)) for a, b in s.execute(
+            select(HitRow.track_id, HitRow.person_id).where(HitRow.review_status == "rejected")).all()
+            if int(a) in track_ids}
+        spans = s.execute(select(Review.source_id, Review.camera_id, Review.first_frame, Review.last_frame)
+                          .where(Review.kind == "reject")).all()
+        if not spans:
+            return pairs
+        near = or_(*[and_(Run.source_id == r.source_id, TrackRow.camera_id == r.camera_id,
+                          TrackRow.last_frame >= r.first_frame, TrackRow.first_frame <= r.last_frame)
+                     for r in spans[:200]]) if len(spans) <= 200 else None
+        q = select(TrackRow).join(Run, Run.id == TrackRow.run_id)
+        if near is not None:
+            q = q.where(near)
+        tracks = [t for t in s.execute(q).scalars() if t.id in track_ids]
         for track, review in self._matching_reviews(s, tracks, kinds=("reject",)):
             pairs.add((track.id, int(review.person_id)))
         return pairs

@@ -335,3 +335,18 @@ def test_decisions_come_back_when_tracks_are_stored_again(repo):
     assert all(v["cluster_id"] is None for v in other.values())
     assert [h["review_status"] for h in _hits(repo) if h["run_id"] == run2] == [None, None]
     assert len(_audit_kinds(repo)) == 4  # re-applying is not an operator's action
+
+
+def test_retro_match_honours_a_rejection_made_before_the_track_was_stored_again(repo):
+    bob_e = _vec(1)
+    bob = _enrol(repo, "bob", bob_e)
+    run, cam = _run(repo)
+    emb = _near(bob_e, 0.9, 2)
+    repo.save_track_results(run, cam, [_matched(1, bob, emb=emb, x=100)])
+    (hit,) = _hits(repo)
+    repo.reject_hit(hit["hit_id"], "ann")
+    repo.reset_run(run)
+    # stored again as unknown (no hit to re-reject), beside someone else seen at the same time
+    repo.save_track_results(run, cam, [_track(1, emb=emb, x=100), _track(2, emb=emb, x=500)])
+    new = retro_match(repo, "m1", BANDS, DecisionConfig(), ["bob"])
+    assert [h["track_id"] for h in new] == [_tracks(repo)[2]["track_id"]]
