@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 PREFIX = "tracks-"
+# a filter keeping under 1/SUBSET_BRUTE_FORCE of the index scores the kept vectors directly
+SUBSET_BRUTE_FORCE = 4
 
 
 def safe_model_name(model: str) -> str:
@@ -158,17 +160,32 @@ class TrackIndex:
         q = _unit_rows(vector)
         if q.shape[1] != self.dim:
             raise ValueError(f"query has {q.shape[1]} dimensions, the {self.model} track index {self.dim}")
-        params = None
         n = int(self.index.ntotal)
-        if allowed_ids is not None:
-            allowed = np.unique(np.fromiter((int(t) for t in allowed_ids), np.int64))
+        if allowed_ids is None:
+            scores, labels = self.index.search(q, min(int(k), n))
+            return [(int(t), float(s)) for t, s in zip(labels[0], scores[0]) if t >= 0]
+        allowed = np.unique(np.asarray(allowed_ids if isinstance(allowed_ids, np.ndarray)
+                                       else list(allowed_ids), np.int64).reshape(-1))
+        if len(allowed) * SUBSET_BRUTE_FORCE > n:
+            # a large share of the index: FAISS's own scan, skipping the others by selector
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            scores, labels = self.index.search(q, min(int(k), n, len(allowed)), params=params)
+            return [(int(t), float(s)) for t, s in zip(labels[0], scores[0]) if t >= 0]
+        # a small share: score just those vectors (a filtered flat scan is not vectorised)
+        if not len(allowed):
+            return []
+        try:
+            vectors = self.index.reconstruct_batch(allowed)
+        except RuntimeError:  # some id is not indexed (deleted meanwhile): leave those out
+            allowed = allowed[np.isin(allowed, self.ids())]
             if not len(allowed):
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            n = min(n, len(allowed))
-        k = min(int(k), n)
-        scores, labels = self.index.search(q, k, params=params)
-        return [(int(t), float(s)) for t, s in zip(labels[0], scores[0]) if t >= 0]
+            vectors = self.index.reconstruct_batch(allowed)
+        scores = vectors @ q[0]
+        k = min(int(k), len(allowed))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((allowed[top], -scores[top]))]
+        return [(int(allowed[i]), float(scores[i])) for i in top]
 
     def ids(self) -> np.ndarray:
         """Every track id in the index (for checks and tests)."""

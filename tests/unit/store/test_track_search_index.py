@@ -141,20 +141,22 @@ def test_models_never_mix(repo, tmp_path):
     assert TrackIndex.open(repo, "m3", tmp_path).search(a[0], 5) == []
 
 
-def test_allowed_ids_restrict_the_candidates(repo, tmp_path):
+@pytest.mark.parametrize("keys", [(3, 7, 11), tuple(range(2, 20, 2)) + (1, 5)],
+                         ids=["few-scored-directly", "many-by-faiss-selector"])
+def test_allowed_ids_restrict_the_candidates(repo, tmp_path, keys):
     rng = np.random.default_rng(5)
     run, cam = _run(repo)
     vecs = _unit(rng, 20)
     _save(repo, run, cam, range(20), vecs)
     ids = _ids_by_key(repo, run)
     ti = TrackIndex.open(repo, "m1", tmp_path)
-    allowed = [ids[k] for k in (3, 7, 11)]
-    got = ti.search(vecs[0], 10, allowed_ids=allowed)
-    assert sorted(t for t, _ in got) == sorted(allowed)  # only those, and all of them
-    expected = sorted(allowed, key=lambda t: -float(vecs[[k for k, v in ids.items() if v == t][0]] @ vecs[0]))
-    assert [t for t, _ in got] == expected
+    allowed = [ids[k] for k in keys]
+    got = ti.search(vecs[0], 10, allowed_ids=allowed + [10**9])  # an id not indexed: ignored
+    expected = sorted(keys, key=lambda k: -float(vecs[k] @ vecs[0]))[:10]
+    assert [t for t, _ in got] == [ids[k] for k in expected]  # only those, best first
+    assert [s for _, s in got] == pytest.approx([float(vecs[k] @ vecs[0]) for k in expected], abs=1e-5)
     assert ti.search(vecs[0], 10, allowed_ids=[]) == []
-    assert ti.search(vecs[7], 1, allowed_ids=allowed)[0][0] == ids[7]
+    assert ti.search(vecs[keys[1]], 1, allowed_ids=allowed)[0][0] == ids[keys[1]]
     # unfiltered: the same ranking as numpy brute force
     brute = np.argsort(-(vecs @ vecs[4]))[:5]
     assert [t for t, _ in ti.search(vecs[4], 5)] == [ids[int(k)] for k in brute]
