@@ -115,7 +115,10 @@ def _write_pending(data_dir: Path, rel: str, source: Path) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        pending.unlink(missing_ok=True)
+        try:
+            pending.unlink(missing_ok=True)
+        except OSError:  # e.g. its folder could not be made: nothing was written
+            pass
         raise CctvIdError(f"cannot store enrolment photo {final}: {exc.strerror or exc}") from exc
     return pending
 
