@@ -22,15 +22,19 @@ from ..errors import InputError
 @click.option("--replace", is_flag=True,
               help="Re-enrol: the person's previous photos and embeddings (every model) are "
                    "replaced by these, in one transaction.")
+@click.option("--no-retro", is_flag=True,
+              help="Do not look for the enrolled people among the unknown tracks already stored.")
 @click.argument("photos", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def enroll(app, name: str | None, from_dir: Path | None, largest: bool, replace: bool,
-           photos: tuple[Path, ...]):
+           no_retro: bool, photos: tuple[Path, ...]):
     """Enrol a person from PHOTOS (--name), or everyone under --from-dir.
 
     Every photo must show one face (or use --largest). Photos are all checked before
     anything is written, so a bad photo changes nothing. Without --replace the photos are
-    added to the person's enrolments.
+    added to the person's enrolments. Then the unknown tracks already stored are checked for
+    the enrolled people (retro-matching, as `cctv-id retro-match`); what is found is stored
+    as hits marked "retro".
     """
     from ..watchlist import enrol
 
@@ -53,6 +57,19 @@ def enroll(app, name: str | None, from_dir: Path | None, largest: bool, replace:
     replaced = f", replacing {result['n_replaced']} old enrolment(s)" if replace else ""
     click.echo(f"enrolled {len(items)} photo(s) of {len(people)} person(s): {', '.join(people)}"
                f"{replaced}")
+    if not no_retro:
+        from ..watchlist.retro import retro_match
+
+        found = retro_match(app.repo(), encoder.name, app.bands(encoder), app.config().decision,
+                            list(people), operator=app.operator)
+        for hit in found:
+            when = hit.get("first_seen_at")
+            when = when.isoformat().replace("+00:00", "Z") if hasattr(when, "isoformat") else \
+                f"{hit.get('first_seen_s', 0):.1f} s"
+            click.echo(f"  retro hit: {hit['person']} in stored track {hit['track_id']} "
+                       f"(run {hit['run_id']}, {when}, score {hit['score']:.3f})")
+        if found:
+            click.echo(f"retro-matching: {len(found)} earlier sighting(s) stored as hits")
 
 
 COMMANDS = [enroll]

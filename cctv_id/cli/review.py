@@ -132,7 +132,7 @@ def retro_match_cmd(app, persons, fmt):
 
     encoder = app.encoder()
     hits = retro_match(app.repo(), encoder.name, app.bands(encoder), app.config().decision,
-                       list(persons))
+                       list(persons), operator=app.operator)
     if fmt == "json":
         click.echo(_json(hits))
     elif not hits:

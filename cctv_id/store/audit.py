@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from cctv_id.store.engine import RepositoryBase
 from cctv_id.store.models import AuditEntry, to_utc, utcnow
 
-AUDITED_ACTIONS = ("enrol", "remove-person", "search", "export", "purge", "review", "reembed")
+AUDITED_ACTIONS = ("enrol", "remove-person", "search", "export", "purge", "review", "reembed",
+                   "retro-match")
 
 
 def _jsonable(value: Any) -> Any:

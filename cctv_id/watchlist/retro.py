@@ -65,14 +65,22 @@ def choose_retro_hits(cands, bands: Sequence, decision_cfg) -> list:
     return out
 
 
-def retro_match(repo, encoder_name: str, bands, decision_cfg, persons: list[str] | None) -> list[dict]:
+def retro_match(repo, encoder_name: str, bands, decision_cfg, persons: list[str] | None,
+                operator: str | None = None) -> list[dict]:
     """Look for ``persons`` (None or empty: everyone enrolled for ``encoder_name``) among the
     stored unknown tracks of that recogniser; store the hits found with origin "retro" in one
     transaction and return them (one dict per new hit, by track id). Idempotent: a second
     call finds those tracks matched and adds nothing.
 
     ``bands``: the thresholds per face-size band the pipeline uses (the CLI's
-    ``app.bands(app.encoder())``); ``decision_cfg``: a ``DecisionConfig``.
+    ``app.bands(app.encoder())``); ``decision_cfg``: a ``DecisionConfig``. With ``operator``
+    the call is written to the audit log ("retro-match": who was looked for, what was found).
     """
-    return repo.record_retro_hits(encoder_name, list(persons or []),
+    hits = repo.record_retro_hits(encoder_name, list(persons or []),
                                   lambda cands: choose_retro_hits(cands, bands, decision_cfg))
+    if operator is not None:
+        repo.record_audit(operator, "retro-match",
+                          params={"persons": sorted(persons or []), "model": encoder_name},
+                          outcome={"n_hits": len(hits),
+                                   "hits": [[h.get("track_id"), h.get("person")] for h in hits]})
+    return hits
