@@ -260,6 +260,11 @@ def _build(repo, data_dir: Path, out: Path, as_zip: bool, rows: list[dict], quer
         if as_zip:
             result.bytes = out.stat().st_size
         return result
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise CctvIdError(f"export to {out} failed, nothing was written: "
+                          f"{exc.strerror or exc}{where}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

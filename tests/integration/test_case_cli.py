@@ -134,6 +134,23 @@ def test_zip_case_verifies_and_a_changed_member_fails(world, tmp_path):
     assert bad.returncode == 1 and json.loads(bad.stdout)["changed"] == ["hits.json"]
 
 
+def test_rejected_hits_and_hits_outside_the_time_range_are_left_out(world, tmp_path):
+    late = json.loads(world.ok("export-case", "--person", "7201", "--no-clips", "--format", "json",
+                               "--since", "2026-05-01T08:00:07Z", str(tmp_path / "late")).stdout)
+    assert late["hits"] == 0
+    assert json.loads((tmp_path / "late" / "hits.json").read_text()) == []
+    con = sqlite3.connect(world.db_path)
+    con.execute("UPDATE hits SET review_status = 'rejected', reviewed_by = 'x' "
+                "WHERE person_id = (SELECT id FROM persons WHERE name = '7230')")
+    con.commit()
+    con.close()
+    out = json.loads(world.ok("export-case", "--person", "7230", "--format", "json", "--no-progress",
+                              str(tmp_path / "rejected")).stdout)
+    assert out["hits"] == 0 and out["clips"] == 0
+    assert json.loads((tmp_path / "rejected" / "manifest.json").read_text())["hit_ids"] == []
+    assert len(_exports(world)) == 2
+
+
 def test_changed_or_missing_source_gives_no_clip_and_says_why(world, tmp_path):
     changed = tmp_path / "street-edited.mp4"
     shutil.copyfile(world.scenario.video, changed)
@@ -186,3 +203,23 @@ def test_existing_target_is_refused(world, tmp_path):
     assert "does not exist" in one_error_line(missing_parent)
     not_a_case = world.cli("verify-case", str(folder / "exists"))
     assert "has no manifest.json" in one_error_line(not_a_case)
+
+
+def test_a_full_disk_part_way_leaves_nothing_and_is_audited(world, tmp_path):
+    import os
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                                            str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a size-limited tmpfs")
+    try:
+        proc = world.cli("export-case", "--person", "7201", "--no-progress", str(folder / "case"))
+        line = one_error_line(proc)
+        assert "nothing was written" in line and "No space left" in line, line
+        assert list(folder.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+    (audit,) = _exports(world)
+    assert audit["outcome"]["status"] == "failed" and "No space left" in audit["outcome"]["error"]
