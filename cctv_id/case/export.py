@@ -22,8 +22,6 @@ refused. Every export is audited once ("export").
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -36,6 +34,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CctvIdError, InputError
+from ..serialize import iso as _iso, jsonable, to_csv
 from .clips import ClipJob, clip_window, render_clips
 from .manifest import MANIFEST_NAME, write_manifest
 
@@ -58,25 +57,6 @@ class ExportResult:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def _iso(value):
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value
-
-
-def hit_json(row: dict) -> dict:
-    """A hit as ``cctv-id hits --format json`` shows it (same fields, same rounding)."""
-    out = {k: _iso(v) for k, v in row.items()}
-    out["best_shot_bbox"] = [round(float(v), 1) for v in row["best_shot_bbox"]]
-    for key in ("score", "threshold", "quality"):
-        if out.get(key) is not None:
-            out[key] = round(float(out[key]), 4)
-    for key in ("face_px", "first_seen_s", "last_seen_s", "best_shot_s"):
-        if out.get(key) is not None:
-            out[key] = round(float(out[key]), 3)
-    return out
 
 
 def _check_target(out: Path) -> None:
@@ -121,14 +101,7 @@ def _copy(src: Path, dst: Path) -> bool:
 
 def _write_hits(root: Path, rows: list[dict]) -> None:
     (root / "hits.json").write_text(json.dumps(rows, indent=2) + "\n")
-    buf = io.StringIO()
-    fields = list(rows[0].keys()) if rows else ["hit_id", "person", "camera"]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
-                         for k, v in row.items()})
-    (root / "hits.csv").write_text(buf.getvalue())
+    (root / "hits.csv").write_text(to_csv(rows, ["hit_id", "person", "camera"]))
 
 
 def _zip_tree(root: Path, target: Path) -> None:
@@ -229,7 +202,7 @@ def _build(repo, data_dir: Path, out: Path, as_zip: bool, rows: list[dict], quer
         hits_out = []
         for r in rows:
             hid = r["hit_id"]
-            row = hit_json(r)
+            row = jsonable(r)
             for key, folder, src in (("case_crop", "crops", r.get("crop_path")),
                                      ("case_context", "context", r.get("context_path"))):
                 rel = f"{folder}/hit{hid:06d}.jpg"
@@ -335,4 +308,4 @@ def _render(repo, tmp: Path, rows, runs, jobs_by_run, by_id, entries, result, pr
             bar.close()
 
 
-__all__ = ["ExportResult", "export_case", "hit_json", "MANIFEST_NAME"]
+__all__ = ["ExportResult", "export_case", "MANIFEST_NAME"]

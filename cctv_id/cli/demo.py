@@ -42,7 +42,8 @@ def demo(app, out_dir: Path | None, seconds: float):
     from ..video.demo_scene import demo_assets, make_demo_clip
     from ..watchlist import enrol
     from .process import build_archive_job
-    from .query import hit_to_json, render_table
+    from ..serialize import jsonable
+    from .query import render_table
 
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="cctv-id-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def demo(app, out_dir: Path | None, seconds: float):
                f"{stranger.name} is not enrolled)")
 
     items = enrol.prepare(photos, photo_detector, encoder)
-    enrol.commit(app.repo(), items, encoder.name)
+    enrol.commit(app.repo(), items, encoder.name, data_dir=app.data_dir(), operator=app.operator)
     click.echo(f"enrolled: {', '.join(p.name for p in enrolled)}")
 
     job, _ = build_archive_job(app, camera="demo")
@@ -81,7 +82,7 @@ def demo(app, out_dir: Path | None, seconds: float):
     click.echo(f"processed {summary.frames} frames in {summary.seconds:.1f} s: "
                f"{summary.tracks - summary.too_short} tracks, {summary.hits} hits, "
                f"{summary.unknown} unknown")
-    rows = [hit_to_json(r) for r in app.repo().query_hits()]
+    rows = [jsonable(r) for r in app.repo().query_hits()]
     if rows:
         cols = ["person", "track_id", "score", "face_px", "first_seen_s", "last_seen_s"]
         click.echo(render_table(rows, cols))

@@ -15,15 +15,8 @@ import click
 
 from ..errors import InputError, NotFoundError
 from .process import parse_time
-from .query import _iso, render_table
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return _iso(value)
+from ..serialize import iso as _iso, jsonable as _jsonable
+from .query import render_table
 
 
 def _confirm(yes: bool, question: str) -> None:

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from datetime import datetime
 
 import click
 
+from ..serialize import jsonable, to_csv
 from .process import parse_time
 
-HIT_COLUMNS = ["person", "camera", "track_id", "score", "face_px", "first_seen_s", "last_seen_s",
-               "first_seen_at", "last_seen_at", "best_shot_s", "best_shot_bbox"]
-
-
-def _iso(value):
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value
-
-
-def hit_to_json(row: dict) -> dict:
-    out = {k: _iso(v) for k, v in row.items()}
-    out["best_shot_bbox"] = [round(float(v), 1) for v in row["best_shot_bbox"]]
-    for key in ("score", "threshold", "quality"):
-        if out.get(key) is not None:
-            out[key] = round(float(out[key]), 4)
-    for key in ("face_px", "first_seen_s", "last_seen_s", "best_shot_s"):
-        if out.get(key) is not None:
-            out[key] = round(float(out[key]), 3)
-    return out
+HIT_COLUMNS = ["hit_id", "person", "camera", "track_id", "score", "face_px", "first_seen_s",
+               "last_seen_s", "first_seen_at", "last_seen_at", "best_shot_s", "best_shot_bbox",
+               "origin", "review_status"]
 
 
 def render_table(rows: list[dict], columns: list[str]) -> str:
@@ -57,23 +38,17 @@ def hits(app, person, camera, since, until, min_score, limit, fmt):
                                  since=parse_time(since, "--since"),
                                  until=parse_time(until, "--until"),
                                  min_score=min_score, limit=limit)
-    data = [hit_to_json(r) for r in rows]
+    data = [jsonable(r) for r in rows]
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     elif fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(data[0].keys()) if data else HIT_COLUMNS,
-                                extrasaction="ignore")
-        writer.writeheader()
-        for row in data:
-            writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
-        click.echo(buf.getvalue().rstrip("\n"))
+        click.echo(to_csv(data, HIT_COLUMNS).rstrip("\n"))
     else:
         if not data:
             click.echo("no hits")
             return
-        table_rows = [{**r, "best_shot_bbox": ",".join(f"{v:.0f}" for v in r["best_shot_bbox"])}
-                      for r in data]
+        table_rows = [{**r, "best_shot_bbox": ",".join(f"{v:.0f}" for v in r["best_shot_bbox"]),
+                       "review_status": r.get("review_status") or "-"} for r in data]
         click.echo(render_table(table_rows, HIT_COLUMNS))
 
 

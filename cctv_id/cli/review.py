@@ -8,27 +8,14 @@ are recorded under ``--operator`` (default: the OS user) and audited.
 
 from __future__ import annotations
 
-import json
 
 import click
 
-from .query import _iso, render_table
+from ..serialize import iso as _iso, to_json as _json
+from .query import render_table
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                        show_default=True)
-
-
-def _json(value) -> str:
-    def conv(v):
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        if isinstance(v, float):
-            return round(v, 4)
-        return _iso(v)
-
-    return json.dumps(conv(value), indent=2)
 
 
 def _say(fmt: str, result: dict, line: str) -> None:

@@ -7,13 +7,12 @@ formats rows (table, JSON, CSV).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import click
 
+from ..serialize import jsonable, to_csv
 from .process import parse_time
 from .query import render_table
 
@@ -38,17 +37,11 @@ def _cells(row: dict) -> dict:
 
 
 def _emit(rows: list[dict], fmt: str, columns: list[str], empty: str) -> None:
+    rows = [jsonable(r) for r in rows]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()) if rows else columns,
-                                extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
-                             for k, v in row.items()})
-        click.echo(buf.getvalue().rstrip("\n"))
+        click.echo(to_csv(rows, columns).rstrip("\n"))
     elif not rows:
         click.echo(empty)
     else:
@@ -72,7 +65,7 @@ _until = click.option("--until", metavar="ISO", help="Only what was seen at or b
 @click.pass_obj
 def search(app, photo, top, since, until, camera, fmt):
     """Rank stored tracks, known and unknown, by similarity to the face in PHOTO."""
-    from ..watchlist.search import jsonable, search_by_photo
+    from ..watchlist.search import search_by_photo
 
     since_t, until_t = parse_time(since, "--since"), parse_time(until, "--until")
     encoder = app.encoder()
@@ -85,7 +78,7 @@ def search(app, photo, top, since, until, camera, fmt):
         click.echo(f"note: {sum(skipped.values())} track(s) embedded by other recognisers were "
                    f"not searched ({detail}); `cctv-id reembed` re-embeds them with "
                    f"{info['model']}", err=True)
-    _emit([jsonable(r) for r in results], fmt, SEARCH_COLUMNS,
+    _emit(results, fmt, SEARCH_COLUMNS,
           f"no tracks to search ({info['searched']} candidate(s) of {info['model']})")
 
 
@@ -102,12 +95,11 @@ def search(app, photo, top, since, until, camera, fmt):
 @click.pass_obj
 def tracks(app, unknown, camera, since, until, person, run_id, limit, fmt):
     """List stored tracks in time order (known and unknown faces)."""
-    from ..watchlist.search import jsonable
 
     rows = app.repo().query_tracks(camera=camera, since=parse_time(since, "--since"),
                                    until=parse_time(until, "--until"), unknown=unknown,
                                    person=person, run_id=run_id, limit=limit)
-    _emit([jsonable(r) for r in rows], fmt, TRACK_COLUMNS, "no tracks")
+    _emit(rows, fmt, TRACK_COLUMNS, "no tracks")
 
 
 @click.command()
@@ -119,11 +111,10 @@ def tracks(app, unknown, camera, since, until, person, run_id, limit, fmt):
 @click.pass_obj
 def timeline(app, person, since, until, fmt):
     """Where and when PERSON was seen, in time order across cameras (rejected hits left out)."""
-    from ..watchlist.search import jsonable
 
     rows = app.repo().timeline(person, since=parse_time(since, "--since"),
                                until=parse_time(until, "--until"))
-    _emit([jsonable(r) for r in rows], fmt, TIMELINE_COLUMNS, f"no sightings of {person}")
+    _emit(rows, fmt, TIMELINE_COLUMNS, f"no sightings of {person}")
 
 
 COMMANDS = [search, tracks, timeline]

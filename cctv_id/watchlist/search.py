@@ -21,9 +21,6 @@ RESULT_KEYS = ("rank", "track_id", "person", "person_score", "score", "camera", 
                "first_seen_s", "last_seen_s", "first_seen_at", "last_seen_at", "n_detections",
                "max_face_px", "best_shot_s", "best_shot_bbox", "crop_path", "context_path",
                "source_path", "model")
-_ROUND = {"score": 4, "person_score": 4, "quality": 4, "max_face_px": 1, "face_px": 1,
-          "first_seen_s": 3, "last_seen_s": 3, "best_shot_s": 3}
-
 
 def _default_operator() -> str:
     import getpass
@@ -90,17 +87,3 @@ def search_by_photo(repo, detector, encoder, data_dir, photo_path, top: int = 10
         outcome={"n_results": len(results), "track_ids": [r["track_id"] for r in results],
                  "skipped_other_models": sum(others.values())})
     return results, info
-
-
-def jsonable(row: dict) -> dict:
-    """A result or track row for JSON: datetimes as ISO strings ending in Z, floats rounded."""
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, datetime):
-            v = v.isoformat().replace("+00:00", "Z")
-        elif isinstance(v, float) and k in _ROUND:
-            v = round(v, _ROUND[k])
-        elif k == "best_shot_bbox" and v is not None:
-            v = [round(float(x), 1) for x in v]
-        out[k] = v
-    return out
