@@ -19,7 +19,8 @@ The class is composed of parts, each in its own module:
 - :mod:`cctv_id.store.alerts`: the webhook alert outbox;
 - :mod:`cctv_id.store.track_index`: sequence numbers keeping the track search index in step;
 - :mod:`cctv_id.store.audit`: the append-only audit log;
-- :mod:`cctv_id.store.reviews`: reviewers' decisions and retro-matching hits;
+- :mod:`cctv_id.store.reviews`: reviewers' decisions, applied again to tracks stored again;
+- :mod:`cctv_id.store.retro`: retro-matching hits;
 - :mod:`cctv_id.store.retention`: removing people, purging old data, re-embedding.
 """
 
@@ -31,13 +32,13 @@ from cctv_id.store.engine import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_RETRY_SECONDS
 from cctv_id.store.persons import PersonsMixin
 from cctv_id.store.queries import TracksHitsMixin
 from cctv_id.store.retention import RetentionMixin
-from cctv_id.store.reviews import ReviewsMixin
+from cctv_id.store.retro import RetroMixin
 from cctv_id.store.runs import RESUMABLE_STATUSES, RunsMixin
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_RETRY_SECONDS", "RESUMABLE_STATUSES", "Repository"]
 
 
-class Repository(ReviewsMixin, RetentionMixin, TracksHitsMixin, RunsMixin, PersonsMixin,
+class Repository(RetroMixin, RetentionMixin, TracksHitsMixin, RunsMixin, PersonsMixin,
                  AlertsMixin, AuditMixin):
     """Access to the cctv-id database at ``url`` (SQLAlchemy URL; SQLite or PostgreSQL).
 

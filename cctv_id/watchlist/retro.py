@@ -32,7 +32,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def choose_retro_hits(cands, bands: Sequence, decision_cfg) -> list:
     """The retro hits the pipeline's rule gives for ``cands`` (a ``RetroCandidates``)."""
-    from ..store.reviews import RetroChoice
+    from ..store.retro import RetroChoice
 
     if not len(cands.track_ids) or not len(cands.person_ids) or not cands.targets:
         return []
