@@ -7,6 +7,8 @@ context frames ``*.ctx.jpg`` under ``data_dir/crops``):
 - files the database references that are missing (the reference is cleared on repair);
 - files no database row references (deleted on repair);
 - FAISS index caches built for another watchlist generation (deleted on repair);
+- stored enrolment photos: pending copies (published or deleted), missing ones (reported),
+  unreferenced ones (deleted on repair);
 and reports runs left "running" by a process that no longer exists (resume them with
 ``cctv-id process``).
 """
@@ -87,9 +89,48 @@ def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
             else:
                 report.problems.append(f"partial index file {tmp.name}")
 
+    _check_enrolment_photos(repo, Path(data_dir), report, repair)
+
     for run in repo.list_runs(status="running"):
         if not pid_alive(run.get("pid")):
             report.notes.append(f"run {run['id']} ({Path(run['source_path']).name}) was left "
                                 "running by a process that has gone; `cctv-id process` on the "
                                 "same file resumes it")
     return report
+
+
+def _check_enrolment_photos(repo, data_dir: Path, report: FsckReport, repair: bool) -> None:
+    """Stored enrolment photos (``data_dir/enrolments``): a pending copy left by a crash is
+    published when its enrolment committed (the database names it) and deleted otherwise;
+    a referenced photo that is missing is reported (re-enrol the person to restore it: the
+    embedding itself is in the database); unreferenced photo files are deleted on repair."""
+    root = data_dir / "enrolments"
+    referenced = repo.stored_photos()
+    for rel in sorted(referenced):
+        if not (data_dir / rel).is_file() and not (data_dir / (rel + ".pending")).is_file():
+            report.problems.append(f"enrolment photo {rel} is referenced but missing "
+                                   "(re-enrol the person with --replace to store it again)")
+    if not root.is_dir():
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(data_dir).as_posix()
+        if rel.endswith(".pending"):
+            final = rel[: -len(".pending")]
+            committed = final in referenced
+            if repair:
+                if committed:
+                    path.replace(data_dir / final)
+                else:
+                    path.unlink(missing_ok=True)
+                report.repaired.append(f"published enrolment photo {final}" if committed
+                                       else f"deleted pending enrolment photo {final}")
+            else:
+                report.problems.append(
+                    f"enrolment photo {final} committed but not published" if committed
+                    else f"enrolment photo {final} left pending by an unfinished transaction")
+        elif rel not in referenced:
+            if repair:
+                path.unlink(missing_ok=True)
+                report.repaired.append(f"deleted orphan enrolment photo {rel}")
+            else:
+                report.problems.append(f"enrolment photo {rel} is not referenced by the database")

@@ -64,3 +64,37 @@ def test_unwritable_data_dir_is_one_error_and_enrols_nothing(tmp_path, repo):
     with pytest.raises(CctvIdError, match="cannot store enrolment photo"):
         enrol.commit(repo, [_item(tmp_path, "ann", b"x")], "m1", data_dir=data)
     assert repo.count("enrolments") == 0
+
+
+def test_fsck_settles_pending_photos_and_finds_missing_and_orphan_ones(tmp_path, repo):
+    from cctv_id.fsck import check
+
+    data = tmp_path / "data"
+    a, b = _item(tmp_path, "ann", b"photo a"), _item(tmp_path, "bob", b"photo b")
+    enrol.commit(repo, [a, b], "m1", data_dir=data, operator="olga")
+    stored_a, stored_b = sorted(repo.stored_photos(), key=lambda r: r.endswith(b.photo_sha256 + ".jpg"))
+    assert check(repo, data).clean
+    # a crash after the commit, before the rename: the pending copy is the committed photo
+    (data / stored_a).rename(data / (stored_a + ".pending"))
+    # a crash before the commit: nothing names this copy
+    stray = data / "enrolments" / "99" / ("c" * 64 + ".jpg.pending")
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"never committed")
+    orphan = data / "enrolments" / "99" / ("d" * 64 + ".jpg")
+    orphan.write_bytes(b"left behind")
+    (data / stored_b).unlink()
+    report = check(repo, data)
+    assert sorted(report.problems) == sorted([
+        f"enrolment photo {stored_a} committed but not published",
+        f"enrolment photo enrolments/99/{'c' * 64}.jpg left pending by an unfinished transaction",
+        f"enrolment photo enrolments/99/{'d' * 64}.jpg is not referenced by the database",
+        f"enrolment photo {stored_b} is referenced but missing "
+        "(re-enrol the person with --replace to store it again)",
+    ])
+    repaired = check(repo, data, repair=True)
+    assert (data / stored_a).read_bytes() == b"photo a"
+    assert not stray.exists() and not orphan.exists()
+    assert len(repaired.repaired) == 3
+    assert check(repo, data).problems == [repaired.problems[0]] == [
+        f"enrolment photo {stored_b} is referenced but missing "
+        "(re-enrol the person with --replace to store it again)"]
