@@ -67,10 +67,10 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, operator: s
 
 def _register_commands() -> None:
     from . import (case, demo, doctor, enroll, evaluate, export, governance, maintenance, monitor,
-                   process, query, review, search, train)
+                   process, query, review, search, train, web)
 
     for module in (enroll, process, monitor, query, search, review, case, governance, doctor,
-                   maintenance, demo, train, export, evaluate):
+                   maintenance, demo, train, export, evaluate, web):
         for command in module.COMMANDS:
             cli.add_command(command)
 

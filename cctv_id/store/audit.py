@@ -18,7 +18,7 @@ from cctv_id.store.engine import RepositoryBase
 from cctv_id.store.models import AuditEntry, to_utc, utcnow
 
 AUDITED_ACTIONS = ("enrol", "remove-person", "search", "export", "purge", "review", "reembed",
-                   "retro-match")
+                   "retro-match", "login")
 
 
 def _jsonable(value: Any) -> Any:

@@ -47,6 +47,8 @@ ALERT_STATUSES = ("pending", "sent", "failed", "dropped", "suppressed")
 HIT_ORIGINS = ("auto", "retro", "manual")  # pipeline decision, retro-matching, a reviewer
 REVIEW_STATUSES = ("confirmed", "rejected")
 REVIEW_KINDS = ("confirm", "reject", "name", "merge")
+USER_ROLES = ("viewer", "reviewer", "admin")  # web users (0005), lowest to highest
+TOKEN_KINDS = ("session", "api")  # a login cookie (expires) or an API token (until revoked)
 WATCHLIST_GENERATION_KEY = "watchlist_generation"
 # track search index bookkeeping (0004): every write of a track embedding takes the next
 # sequence number (in the writing transaction, so numbers follow commit order); anything
@@ -372,6 +374,40 @@ class AlertOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class User(Base):
+    """A user of the web application (0005): a role and, optionally, a password.
+
+    ``password_hash`` is ``scrypt$n$r$p$salt_hex$hash_hex`` (see :mod:`cctv_id.store.users`);
+    None = no password login (API tokens only).
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN ({_in(USER_ROLES)})", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UserToken(Base):
+    """A login session or API token of a user (0005), stored only as its sha256."""
+
+    __tablename__ = "user_tokens"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_in(TOKEN_KINDS)})", name="kind"),
+        Index(None, "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Meta(Base):

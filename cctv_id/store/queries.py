@@ -2,8 +2,8 @@
 
 Owns the one-transaction save of a batch of tracks and their hits together with the run's
 checkpoint and progress, the crop-path bookkeeping (list, forget), the hit and track queries
-that return plain dicts (hits; tracks filtered by camera, time, person, run, unknown-only; a
-person's timeline; the candidate track ids of a search), and the row count helper for tests
+that return plain dicts, with offsets and counts for pages (hits; tracks filtered by camera, time, person, run, unknown-only; a
+person's timeline; the candidate track ids of a search; a person's enrolled photos), and the row count helper for tests
 and admin tools. "Rejected" hits (a reviewer said no) never name a track or join a timeline.
 """
 
@@ -21,6 +21,7 @@ from cctv_id.store.models import (
     TABLES,
     TRACK_STATUSES,
     Camera,
+    Enrolment,
     HitRow,
     Person,
     Run,
@@ -230,42 +231,19 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
         min_score: float | None = None,
         limit: int | None = None,
         exclude_rejected: bool = False,
+        offset: int | None = None,
     ) -> list[dict]:
         """Hits, oldest first (hits without a wall-clock time last).
 
         ``since``/``until`` keep hits whose [first_seen_at, last_seen_at] overlaps the interval;
         hits with no wall-clock time are excluded when either is given. ``exclude_rejected``
         leaves out hits a reviewer rejected. Unknown person or camera: :class:`NotFoundError`
-        naming the known ones.
+        naming the known ones. ``offset`` skips that many hits of this order (pages; see
+        :meth:`count_hits` for the total).
         """
-        since = to_utc(since, "since")
-        until = to_utc(until, "until")
-        q = (
-            select(
-                HitRow,
-                Person.name,
-                Camera.name,
-                TrackRow.track_key,
-                Source.path,
-            )
-            .join(Person, Person.id == HitRow.person_id)
-            .join(TrackRow, TrackRow.id == HitRow.track_id)
-            .join(Camera, Camera.id == TrackRow.camera_id)
-            .join(Run, Run.id == HitRow.run_id)
-            .join(Source, Source.id == Run.source_id)
-        )
-        if person is not None:
-            q = q.where(Person.name == person)
-        if camera is not None:
-            q = q.where(Camera.name == camera)
-        if since is not None:
-            q = q.where(HitRow.last_seen_at >= since)
-        if until is not None:
-            q = q.where(HitRow.first_seen_at <= until)
-        if min_score is not None:
-            q = q.where(HitRow.score >= float(min_score))
-        if exclude_rejected:
-            q = q.where(_not_rejected())
+        q = self._hits_filter(
+            select(HitRow, Person.name, Camera.name, TrackRow.track_key, Source.path),
+            person, camera, since, until, min_score, exclude_rejected)
         q = q.order_by(
             case((HitRow.first_seen_at.is_(None), 1), else_=0),
             HitRow.first_seen_at,
@@ -275,6 +253,8 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
         )
         if limit is not None:
             q = q.limit(int(limit))
+        if offset:
+            q = q.offset(int(offset))
 
         def body(s: Session):
             self._check_names(s, person=person, camera=camera)
@@ -317,6 +297,77 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
                 }
             )
         return out
+
+    @staticmethod
+    def _hits_filter(q, person=None, camera=None, since=None, until=None, min_score=None,
+                     exclude_rejected=False):
+        """``q`` (over hits) joined to person, track, camera, run and source, filtered."""
+        since, until = to_utc(since, "since"), to_utc(until, "until")
+        q = (q.join(Person, Person.id == HitRow.person_id)
+             .join(TrackRow, TrackRow.id == HitRow.track_id)
+             .join(Camera, Camera.id == TrackRow.camera_id)
+             .join(Run, Run.id == HitRow.run_id)
+             .join(Source, Source.id == Run.source_id))
+        if person is not None:
+            q = q.where(Person.name == person)
+        if camera is not None:
+            q = q.where(Camera.name == camera)
+        if since is not None:
+            q = q.where(HitRow.last_seen_at >= since)
+        if until is not None:
+            q = q.where(HitRow.first_seen_at <= until)
+        if min_score is not None:
+            q = q.where(HitRow.score >= float(min_score))
+        if exclude_rejected:
+            q = q.where(_not_rejected())
+        return q
+
+    def count_hits(self, person: str | None = None, camera: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None,
+                   min_score: float | None = None, exclude_rejected: bool = False) -> int:
+        """How many hits :meth:`query_hits` returns with these filters and no limit."""
+        q = self._hits_filter(select(func.count(HitRow.id)).select_from(HitRow), person, camera,
+                              since, until, min_score, exclude_rejected)
+
+        def body(s: Session) -> int:
+            self._check_names(s, person=person, camera=camera)
+            return int(s.execute(q).scalar_one())
+
+        return self._transact(body)
+
+    def count_tracks(self, camera: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, unknown: bool = False,
+                     person: str | None = None, run_id: int | None = None) -> int:
+        """How many tracks :meth:`query_tracks` returns with these filters and no limit."""
+        q = self._track_filter(select(func.count(TrackRow.id)).select_from(TrackRow), camera,
+                               since, until, unknown, person, run_id)
+
+        def body(s: Session) -> int:
+            self._check_names(s, person=person, camera=camera, run_id=run_id)
+            return int(s.execute(q).scalar_one())
+
+        return self._transact(body)
+
+    def person_enrolments(self, person: str) -> list[dict]:
+        """A person's enrolled photos (one per photo, whatever the models), oldest first:
+        photo_sha256, photo_path (where it was enrolled from), stored_photo (its copy under
+        data_dir, or None), face_px, models, created_at. Unknown person: NotFoundError."""
+        q = (select(Enrolment).join(Person, Person.id == Enrolment.person_id)
+             .where(Person.name == person).order_by(Enrolment.created_at, Enrolment.id))
+
+        def body(s: Session) -> list[dict]:
+            self._check_names(s, person=person)
+            out: dict[str, dict] = {}
+            for e in s.execute(q).scalars():
+                d = out.setdefault(e.photo_sha256, {
+                    "photo_sha256": e.photo_sha256, "photo_path": e.photo_path,
+                    "stored_photo": e.stored_photo, "face_px": e.face_px, "models": [],
+                    "created_at": e.created_at})
+                d["models"].append(e.model)
+                d["stored_photo"] = d["stored_photo"] or e.stored_photo
+            return list(out.values())
+
+        return self._transact(body)
 
     def _check_names(self, s: Session, person: str | None = None, camera: str | None = None,
                      run_id: int | None = None) -> None:
@@ -379,7 +430,7 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
                      until: datetime | None = None, unknown: bool = False,
                      person: str | None = None, run_id: int | None = None,
                      limit: int | None = None, ids: list[int] | None = None,
-                     model: str | None = None) -> list[dict]:
+                     model: str | None = None, offset: int | None = None) -> list[dict]:
         """Tracks in time order (without wall-clock time last), without their embeddings.
 
         ``since``/``until``: the track's [first_seen_at, last_seen_at] overlaps the interval;
@@ -398,6 +449,8 @@ class TracksHitsMixin(RunsMixin, PersonsMixin, TrackIndexMixin):
                        TrackRow.run_id, TrackRow.first_pts_s, TrackRow.id)
         if limit is not None:
             q = q.limit(int(limit))
+        if offset:
+            q = q.offset(int(offset))
 
         def body(s: Session):
             self._check_names(s, person=person, camera=camera, run_id=run_id)

@@ -21,7 +21,8 @@ The class is composed of parts, each in its own module:
 - :mod:`cctv_id.store.audit`: the append-only audit log;
 - :mod:`cctv_id.store.reviews`: reviewers' decisions, applied again to tracks stored again;
 - :mod:`cctv_id.store.retro`: retro-matching hits;
-- :mod:`cctv_id.store.retention`: removing people, purging old data, re-embedding.
+- :mod:`cctv_id.store.retention`: removing people, purging old data, re-embedding;
+- :mod:`cctv_id.store.users`: web users, password hashes, sessions and API tokens.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from cctv_id.store.queries import TracksHitsMixin
 from cctv_id.store.retention import RetentionMixin
 from cctv_id.store.retro import RetroMixin
 from cctv_id.store.runs import RESUMABLE_STATUSES, RunsMixin
+from cctv_id.store.users import UsersMixin
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_RETRY_SECONDS", "RESUMABLE_STATUSES", "Repository"]
 
 
 class Repository(RetroMixin, RetentionMixin, TracksHitsMixin, RunsMixin, PersonsMixin,
-                 AlertsMixin, AuditMixin):
+                 AlertsMixin, AuditMixin, UsersMixin):
     """Access to the cctv-id database at ``url`` (SQLAlchemy URL; SQLite or PostgreSQL).
 
     Opening creates the SQLite file's folder if needed and migrates the schema to the latest

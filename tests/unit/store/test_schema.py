@@ -23,7 +23,7 @@ def _diffs(engine):
 def test_migrated_schema_matches_models(repo):
     assert _diffs(repo.engine) == []
     with repo.engine.connect() as conn:
-        assert migrate.current_revision(conn) == migrate.head_revision() == "0004_investigator"
+        assert migrate.current_revision(conn) == migrate.head_revision() == "0005_web_users"
     names = set(inspect(repo.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     assert repo.watchlist_generation() == 0  # seeded by the migration

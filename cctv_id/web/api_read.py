@@ -1,0 +1,4 @@
+"""Read-only JSON API routes (filled in below)."""
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,4 @@
+"""Review and admin JSON API routes (filled in below)."""
+from fastapi import APIRouter
+
+router = APIRouter()
