@@ -36,6 +36,7 @@ class WebState:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self._lock = threading.Lock()
+        self.infer_lock = threading.Lock()  # one photo through the models at a time
         self._detector = None
 
     def detector(self):
