@@ -246,7 +246,7 @@ def hits_page(request: Request, user: User | None = Depends(optional_user)):
         rows = repo.query_hits(**filters, limit=p.size, offset=p.offset)
     except CctvIdError as exc:
         error = str(exc)
-    return render(request, "hits.html", user, rows=rows, p=p, f=f, persons=persons,
+    return render(request, "hits.html", user, status=400 if error else 200, rows=rows, p=p, f=f, persons=persons,
                   cameras=cameras, error=error, active="/hits", title="Hits")
 
 
@@ -290,7 +290,7 @@ def unknown_page(request: Request, user: User | None = Depends(optional_user)):
         rows = repo.query_tracks(**filters, limit=p.size, offset=p.offset)
     except CctvIdError as exc:
         error = str(exc)
-    return render(request, "unknown.html", user, rows=rows, p=p, f=f, error=error,
+    return render(request, "unknown.html", user, status=400 if error else 200, rows=rows, p=p, f=f, error=error,
                   cameras=_cameras(repo), persons=[x["name"] for x in repo.list_persons()],
                   active="/unknown", title="Unknown tracks")
 
