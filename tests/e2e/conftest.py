@@ -70,11 +70,20 @@ def e2e_world(investigation_template, tmp_path_factory):
     import investigation
 
     world = investigation.copy_world(investigation_template, tmp_path_factory.mktemp("e2e"))
-    for name, (role, password) in USERS.items():
-        proc = subprocess.run([sys.executable, "-m", "cctv_id.cli.main", "user", "add", name,
-                               "--role", role, "--password-stdin"], input=password + "\n",
-                              capture_output=True, text=True, env=world.env(), timeout=120)
-        assert proc.returncode == 0, proc.stderr
+    # the admin through the CLI (as an operator would), the others through the library
+    (name, (role, password)), *others = USERS.items()
+    proc = subprocess.run([sys.executable, "-m", "cctv_id.cli.main", "user", "add", name,
+                           "--role", role, "--password-stdin"], input=password + "\n",
+                          capture_output=True, text=True, env=world.env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from cctv_id.store import Repository
+
+    repo = Repository(world.db_url)
+    try:
+        for name, (role, password) in others:
+            repo.add_user(name, role, password)
+    finally:
+        repo.close()
     return world
 
 
