@@ -8,6 +8,7 @@ the application in :mod:`cctv_id.web.app`, imported only when ``serve`` runs so 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -101,23 +102,26 @@ def serve(app, host, port):
 
     config = uvicorn.Config(create_app(app), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
 
-    def announce():  # the real port once bound (--port 0)
-        ports = [s.getsockname()[1] for srv in server.servers for s in srv.sockets]
-        click.echo(f"serving on http://{shown}:{ports[0] if ports else port}/ (Ctrl-C to stop)",
-                   err=False)
-        sys.stdout.flush()
+    class Server(uvicorn.Server):
+        """Says where it listens once bound (the real port for --port 0); SIGTERM or Ctrl-C
+        stop it gracefully and the command exits 0 (not re-raising the signal)."""
 
-    orig_startup = server.startup
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if self.started:
+                ports = [s.getsockname()[1] for srv in self.servers for s in srv.sockets]
+                click.echo(f"serving on http://{shown}:{ports[0] if ports else port}/ "
+                           "(Ctrl-C to stop)")
+                sys.stdout.flush()
 
-    async def startup(sockets=None):
-        await orig_startup(sockets=sockets)
-        if server.started:
-            announce()
+        def handle_exit(self, sig, frame):
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
 
-    server.startup = startup
+    server = Server(config)
     server.run()
     if not server.started:
         raise InputError(f"could not listen on {shown}:{port}")
