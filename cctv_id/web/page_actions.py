@@ -4,14 +4,13 @@ JSON API make, under the logged-in user's name in the audit log.
 
 Owns the checks every action passes first: credentials (none: to the login form), the role
 (too low: an HTML 403 page), and a same-origin check (a form posted from another site is
-refused; the session cookie is also ``SameSite=Strict``). Uploaded photos are written to a
-private temporary folder for the call and deleted afterwards. Registered on
+refused; the session cookie is also ``SameSite=Strict``). Uploaded photos are written (by
+the API's size-limited writer) to a private temporary folder and deleted afterwards. Registered on
 :data:`cctv_id.web.pages.router` when that module is imported.
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,7 +24,6 @@ from .auth import User, optional_user
 from .pages import (_cameras, _repo, error_page, forbidden, parse_when, render, router,
                     safe_next, status_of)
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PHOTOS = 50
 
 
@@ -97,31 +95,17 @@ async def name_track(request: Request, track_id: str, user: User | None = Depend
 
 
 # ---------------------------------------------------------------- uploads
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 async def _save_uploads(form, field: str, folder: Path) -> list[tuple[str, Path]]:
-    """The uploaded files of ``field`` written under ``folder``: (original name, path)."""
-    from ..watchlist.enrol import IMAGE_SUFFIXES
+    """The uploaded files of ``field`` written under ``folder`` (as the API writes them):
+    (original name, path)."""
+    from .api_read import save_upload
 
-    out = []
-    for i, up in enumerate(form.getlist(field)):
-        if not hasattr(up, "read") or not getattr(up, "filename", ""):
-            continue
-        if len(out) >= MAX_PHOTOS:
-            raise InputError(f"at most {MAX_PHOTOS} photos at once")
-        data = await up.read(MAX_UPLOAD_BYTES + 1)
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise InputError(f"{up.filename}: larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
-        if not data:
-            raise InputError(f"{up.filename}: empty file")
-        name = _SAFE_NAME.sub("_", Path(up.filename).name)[-80:] or "photo"
-        if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-            name += ".jpg"
-        path = folder / f"{i:03d}-{name}"
-        path.write_bytes(data)
-        out.append((up.filename, path))
-    return out
+    uploads = [up for up in form.getlist(field)
+               if hasattr(up, "file") and getattr(up, "filename", "")]
+    if len(uploads) > MAX_PHOTOS:
+        raise InputError(f"at most {MAX_PHOTOS} photos at once")
+    return [(up.filename, await run_in_threadpool(save_upload, up, folder, i))
+            for i, up in enumerate(uploads)]
 
 
 # ---------------------------------------------------------------- search by photo
@@ -155,6 +139,8 @@ async def search_submit(request: Request, user: User | None = Depends(optional_u
                                         operator=user.username))
         except CctvIdError as exc:
             error = str(exc)
+            if photo_name:  # the photo as uploaded, not its temporary copy
+                error = error.replace(str(path), photo_name)
     return render(request, "search.html", user, status=400 if error else 200, f=f,
                   results=results, info=info, error=error, photo_name=photo_name,
                   cameras=_cameras(repo), active="/search", title="Search by photo")
@@ -190,9 +176,14 @@ async def _enrol_action(request: Request, user: User, name: str):
         except CctvIdError as exc:
             return error_page(request, user, status_of(exc), str(exc))
         largest = bool(form.get("largest"))
-        return await _act(request, user, _enrol, request, user,
-                          [(name, p) for _, p in photos], largest,
-                          back=f"/persons/{_quote(name)}")
+        response = await _act(request, user, _enrol, request, user,
+                              [(name, p) for _, p in photos], largest,
+                              back=f"/persons/{_quote(name)}")
+        if response.status_code >= 400:  # name the photos as uploaded, not their temporary copies
+            for original, path in photos:
+                response.body = response.body.replace(str(path).encode(), original.encode())
+            response.headers["content-length"] = str(len(response.body))
+        return response
 
 
 def _quote(name: str) -> str:
@@ -249,4 +240,5 @@ async def purge(request: Request, user: User | None = Depends(optional_user)):
     repo = ctx.repo()
     return render(request, "admin.html", user, users=repo.list_users(),
                   audit=repo.list_audit()[-50:][::-1], active="/admin", title="Administration",
-                  flash=("dry run — would delete " if dry_run else "purged — ") + (summary or "nothing"))
+                  flash=("dry run — would delete " if dry_run else "purged — ")
+                  + (summary or "nothing"))

@@ -16,7 +16,7 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -246,8 +246,8 @@ def hits_page(request: Request, user: User | None = Depends(optional_user)):
         rows = repo.query_hits(**filters, limit=p.size, offset=p.offset)
     except CctvIdError as exc:
         error = str(exc)
-    return render(request, "hits.html", user, status=400 if error else 200, rows=rows, p=p, f=f, persons=persons,
-                  cameras=cameras, error=error, active="/hits", title="Hits")
+    return render(request, "hits.html", user, status=400 if error else 200, rows=rows, p=p, f=f,
+                  persons=persons, cameras=cameras, error=error, active="/hits", title="Hits")
 
 
 # ---------------------------------------------------------------- persons
@@ -290,7 +290,8 @@ def unknown_page(request: Request, user: User | None = Depends(optional_user)):
         rows = repo.query_tracks(**filters, limit=p.size, offset=p.offset)
     except CctvIdError as exc:
         error = str(exc)
-    return render(request, "unknown.html", user, status=400 if error else 200, rows=rows, p=p, f=f, error=error,
+    return render(request, "unknown.html", user, status=400 if error else 200, rows=rows, p=p,
+                  f=f, error=error,
                   cameras=_cameras(repo), persons=[x["name"] for x in repo.list_persons()],
                   active="/unknown", title="Unknown tracks")
 
@@ -309,8 +310,10 @@ def search_page(request: Request, user: User | None = Depends(optional_user)):
 def runs_page(request: Request, user: User | None = Depends(optional_user)):
     if (refused := gate(request, user)) is not None:
         return refused
-    return render(request, "runs.html", user, runs=_repo(request).list_runs(), active="/runs",
-                  title="Runs")
+    from .api_read import run_out
+
+    runs = [run_out(r, full=False) for r in _repo(request).list_runs()]  # credentials redacted
+    return render(request, "runs.html", user, runs=runs, active="/runs", title="Runs")
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -318,23 +321,16 @@ def run_page(request: Request, run_id: str, user: User | None = Depends(optional
     if (refused := gate(request, user)) is not None:
         return refused
     from ..errors import NotFoundError
+    from .api_read import run_out
 
     try:
-        run = _repo(request).get_run(int(run_id))
+        run = run_out(_repo(request).get_run(int(run_id)), full=True)  # as /api/runs/ID
     except (ValueError, NotFoundError):
         return error_page(request, user, 404, f"unknown run {run_id}")
-    # stored already redacted (config.public_config); masked again in case of an old run
-    config_json = _redacted(json.dumps(run["config"], indent=2, sort_keys=True, default=str))
-    run["source_path"] = _redacted(run["source_path"])
+    config_json = json.dumps(run["config"], indent=2, sort_keys=True, default=str)
     return render(request, "run.html", user, run=run, title=f"Run #{run['id']}",
                   config_json=config_json,
                   total_frames=None, active="/runs")
-
-
-def _redacted(text: str | None) -> str | None:
-    from ..redact import redact_url
-
-    return redact_url(text) if text else text
 
 
 # ---------------------------------------------------------------- admin
@@ -353,4 +349,4 @@ def register_actions() -> None:
 
 
 register_actions()
-__all__ = ["router", "quote"]
+__all__ = ["router"]

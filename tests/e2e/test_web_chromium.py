@@ -150,6 +150,22 @@ def test_run_page_shows_provenance(browser, server, repo):
     assert "completed" in css(browser, "#run-status")[0].text
 
 
+def test_run_page_follows_a_running_job(browser, server, repo):
+    run_id = repo.list_runs()[-1]["id"]
+    repo.mark_running(run_id)
+    try:
+        log_in(browser, server, "vic", next_path=f"/runs/{run_id}")
+        assert css(browser, "#run-progress")  # a progress bar while it runs
+        repo.update_run_progress(run_id, 4321, 4320)
+        _wait(browser, lambda d: css(d, "#run-frames")[0].text == "4321", timeout=10)
+        repo.finish_run(run_id, "failed", error="decoder gave up at frame 4320")
+        _wait(browser, lambda d: css(d, "#run-error"), timeout=10)  # reloaded when it ended
+        assert "decoder gave up" in css(browser, "#run-error")[0].text
+        assert not css(browser, "#run-progress")
+    finally:
+        repo.finish_run(run_id, "completed")
+
+
 def test_reviewer_confirms_a_hit(browser, server, repo):
     hit = repo.query_hits(person="7230")[0]
     log_in(browser, server, "rita", next_path="/hits?person=7230")
@@ -184,3 +200,23 @@ def test_viewer_sees_no_actions_and_is_refused_them(browser, server, repo):
     assert "needs the admin role" in css(browser, "#error")[0].text
     assert "7201" in [p["name"] for p in repo.list_persons()]  # nothing was removed
     assert not [a for a in repo.list_audit() if a["operator"] == "vic" and a["action"] != "login"]
+
+
+def test_admin_enrols_from_the_browser_and_finds_the_earlier_sighting(browser, server, e2e_world,
+                                                                     repo):
+    photo = e2e_world.photos("7218")[0]
+    log_in(browser, server, "ada", next_path="/persons")
+    form = browser.find_element(_by("ID"), "enrol-new")
+    form.find_element(_by("NAME"), "name").send_keys("7218")
+    form.find_element(_by("NAME"), "photos").send_keys(str(photo))
+    form.find_element(_by("CSS_SELECTOR"), "button[type=submit]").click()
+    _wait(browser, lambda d: d.current_url.endswith("/persons/7218") or css(d, "#error"),
+          timeout=60)
+    assert not css(browser, "#error")
+    # retro-matching stored the unknown track as 7218's sighting, in the timeline at once
+    sightings = css(browser, "#timeline li.sighting")
+    assert sightings and len(css(browser, "#enrolment-photos img")) == 1
+    (hit,) = repo.timeline("7218")
+    assert hit["origin"] == "retro" and int(sightings[0].get_attribute("data-hit-id")) == \
+        hit["hit_id"]
+    assert [a["operator"] for a in repo.list_audit(action="enrol")][-1] == "ada"
