@@ -175,6 +175,14 @@ def _page_number(request: Request) -> int:
         return 1
 
 
+def _page_size(request: Request) -> int:
+    """Rows per page: ``per_page`` (1 to 200), else :data:`PAGE_SIZE`."""
+    try:
+        return min(200, max(1, int(request.query_params.get("per_page", PAGE_SIZE))))
+    except ValueError:
+        return PAGE_SIZE
+
+
 # ---------------------------------------------------------------- login
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/hits", user: User | None = Depends(optional_user)):
@@ -242,7 +250,7 @@ def hits_page(request: Request, user: User | None = Depends(optional_user)):
                        since=parse_when(f["since"], "since"),
                        until=parse_when(f["until"], "until"), min_score=min_score,
                        exclude_rejected=f["hide_rejected"])
-        p = Pager(request, _page_number(request), repo.count_hits(**filters))
+        p = Pager(request, _page_number(request), repo.count_hits(**filters), _page_size(request))
         rows = repo.query_hits(**filters, limit=p.size, offset=p.offset)
     except CctvIdError as exc:
         error = str(exc)
@@ -286,7 +294,8 @@ def unknown_page(request: Request, user: User | None = Depends(optional_user)):
     try:
         filters = dict(camera=f["camera"], since=parse_when(f["since"], "since"),
                        until=parse_when(f["until"], "until"), unknown=True)
-        p = Pager(request, _page_number(request), repo.count_tracks(**filters))
+        p = Pager(request, _page_number(request), repo.count_tracks(**filters),
+                  _page_size(request))
         rows = repo.query_tracks(**filters, limit=p.size, offset=p.offset)
     except CctvIdError as exc:
         error = str(exc)

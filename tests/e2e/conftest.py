@@ -48,20 +48,30 @@ class Server:
     passwords: dict
 
 
-    def get(self, path: str, user: str | None = None) -> tuple[int, bytes]:
-        """GET ``path`` with HTTP Basic credentials of ``user`` (None: no credentials)."""
+    def request(self, path: str, user: str | None = None, method: str = "GET",
+                data: dict | None = None, headers: dict | None = None):
+        """(status, headers, body) of one request, redirects not followed; ``user``: HTTP
+        Basic credentials of that test user (None: no credentials)."""
         import base64
+        from urllib.parse import urlencode
 
-        req = urllib.request.Request(self.url + path)
+        body = urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers=dict(headers or {}))
         if user:
-            pw = USERS[user][1]
-            req.add_header("Authorization",
-                           "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode())
+            cred = base64.b64encode(f"{user}:{self.passwords[user]}".encode()).decode()
+            req.add_header("Authorization", "Basic " + cred)
+        opener = urllib.request.build_opener(_NoRedirect)
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read()
+            with opener.open(req, timeout=30) as r:
+                return r.status, r.headers, r.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, e.read()
+            return e.code, e.headers, e.read().decode()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ provenance of a run, a reviewer's decision, and a viewer refused admin and revie
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections import Counter
 
@@ -56,6 +58,41 @@ def repo(e2e_world):
     r = Repository(e2e_world.db_url)
     yield r
     r.close()
+
+
+def test_pages_over_http_redirect_refuse_and_page(server, repo):
+    """Without a browser: what the pages answer to no credentials, hostile input and pages."""
+    status, headers, _ = server.request("/unknown?camera=street")
+    assert status == 303 and headers["location"] == "/login?next=%2Funknown%3Fcamera%3Dstreet"
+    status, _, body = server.request("/api/hits")
+    assert status == 401 and json.loads(body)["error"]
+    # a login never sends the browser to another site
+    status, headers, _ = server.request("/login", method="POST", data={
+        "username": "vic", "password": server.passwords["vic"], "next": "//evil.example/x"})
+    assert status == 303 and headers["location"] == "/hits"
+    # a form posted from another site is refused even for an admin
+    status, _, body = server.request("/persons/7201/remove", "ada", "POST", {"purge_hits": "1"},
+                                     {"Origin": "http://evil.example"})
+    assert status == 403 and "another site" in body
+    assert "7201" in [p["name"] for p in repo.list_persons()]
+    # bad filters: one clear message, 400, never a stack trace
+    for query, words in [("min_score=abc", "must be a number"), ("since=yesterday", "since"),
+                         ("person=nobody", "unknown person 'nobody'"), ("camera=x", "camera")]:
+        status, _, body = server.request(f"/hits?{query}", "vic")
+        assert status == 400 and words in html.unescape(body) and "Traceback" not in body, query
+    assert server.request("/runs/abc", "vic")[0] == 404
+    assert server.request("/persons/nobody", "vic")[0] == 404
+    # pages of 4 over the unknown tracks: counts, links and the last, short page
+    n = repo.count_tracks(unknown=True)
+    assert n > 8
+    status, _, body = server.request("/unknown?per_page=4", "vic")
+    assert status == 200 and f"1–4 of {n}" in body and body.count('class="track-row"') == 4
+    last = -(-n // 4)
+    assert f'href="?per_page=4&amp;page={last}"' in body
+    status, _, body = server.request(f"/unknown?per_page=4&page={last + 5}", "vic")  # clamped
+    assert f"{4 * (last - 1) + 1}–{n} of {n}" in body
+    ids = [t["track_id"] for t in repo.query_tracks(unknown=True)][4 * (last - 1):]
+    assert [int(x) for x in re.findall(r'class="track-row" data-track-id="(\d+)"', body)] == ids
 
 
 def test_login_redirects_refuses_a_wrong_password_and_logs_in(browser, server):
@@ -114,6 +151,16 @@ def test_person_page_shows_photos_and_the_timeline(browser, server, repo):
     _wait(browser, lambda d: d.execute_script("return arguments[0].complete", photos[0]))
     assert browser.execute_script("return arguments[0].naturalWidth", photos[0]) > 0
     assert css(browser, "#remove-person") and css(browser, "#enrol-more")  # admin forms
+    # the case-file form's target answers a zip to the logged-in admin, audited under her name
+    action = css(browser, "#export-case")[0].get_attribute("action")
+    got = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0] + '?clips=false', {credentials: 'same-origin'})"
+        ".then(r => r.arrayBuffer().then(b => done([r.status, r.headers.get('content-type'),"
+        " Array.from(new Uint8Array(b.slice(0, 2)))]))).catch(e => done([0, String(e), []]));",
+        action)
+    assert got == [200, "application/zip", [0x50, 0x4B]], got  # "PK"
+    assert [a["operator"] for a in repo.list_audit(action="export")] == ["ada"]
 
 
 def test_search_by_photo_ranks_the_right_track_first(browser, server, e2e_world, repo):
