@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sys
 
 import click
@@ -121,10 +122,17 @@ def serve(app, host, port):
                 self.force_exit = True
             self.should_exit = True
 
+    try:  # bound here, so a taken port or a bad address is one clean line
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                    else socket.AF_INET)
+    except (OSError, OverflowError) as exc:
+        why = str(getattr(exc, "strerror", None) or exc).split(" (while attempting")[0]
+        raise InputError(f"cannot listen on {shown}:{port}: {why}") from None
     server = Server(config)
-    server.run()
+    with sock:
+        server.run(sockets=[sock])
     if not server.started:
-        raise InputError(f"could not listen on {shown}:{port}")
+        raise InputError(f"could not start serving on {shown}:{port}")
     click.echo("stopped")
 
 

@@ -157,6 +157,12 @@ def test_user_cli(tmp_path):
     assert add.returncode == 0, add.stderr
     proc = run_cli(env, "user", "add", "ann", "--role", "viewer")
     assert "exists already" in one_error_line(proc)
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        proc = run_cli(env, "serve", "--port", str(taken.getsockname()[1]))
+    assert proc.returncode != 0
+    assert one_error_line(proc).endswith("Address already in use")
     token = run_cli(env, "user", "token", "ann").stdout.strip()
     assert len(token) >= 40
     listing = run_cli(env, "user", "list", "--format", "json").stdout
