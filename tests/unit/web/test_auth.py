@@ -5,10 +5,14 @@ and a removed user's token and session stop working at once. Also ``cctv-id user
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
 import sys
 
 import pytest
+from cli_run import one_error_line, run_cli
 from fastapi.testclient import TestClient
 
 from cctv_id.cli.context import AppContext
@@ -140,25 +144,16 @@ def test_removed_user_and_revoked_token_stop_working(app, client):
 
 
 def test_user_cli(tmp_path):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[2] / "helpers"))
-    from cli_run import one_error_line, run_cli
-
-    import os
-
     env = dict(os.environ, CCTV_ID_DB=f"sqlite:///{tmp_path / 'u.db'}")
     env.pop("CCTV_ID_CONFIG", None)
     proc = run_cli(env, "serve")
     assert proc.returncode != 0 and "user add" in one_error_line(proc)
-    import subprocess
-
     add = subprocess.run([sys.executable, "-m", "cctv_id.cli.main", "user", "add", "ann",
                           "--role", "admin", "--password-stdin"], input="long-password\n",
                          capture_output=True, text=True, env=env, timeout=120)
     assert add.returncode == 0, add.stderr
     proc = run_cli(env, "user", "add", "ann", "--role", "viewer")
     assert "exists already" in one_error_line(proc)
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as taken:
         proc = run_cli(env, "serve", "--port", str(taken.getsockname()[1]))
     assert proc.returncode != 0
