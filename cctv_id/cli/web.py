@@ -37,6 +37,9 @@ def user():
 @click.pass_obj
 def user_add(app, name, role, password_stdin):
     """Add a web user NAME with a role and (optionally) a password."""
+    repo = app.repo()
+    if any(u["username"] == name.strip() for u in repo.list_users()):
+        raise InputError(f"user {name.strip()!r} exists already")  # before asking a password
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -44,7 +47,7 @@ def user_add(app, name, role, password_stdin):
             raise InputError("--password-stdin: no password on stdin")
     elif sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    app.repo().add_user(name, role, password)
+    repo.add_user(name, role, password)
     how = "with a password" if password else "without a password (use `cctv-id user token`)"
     click.echo(f"added {role} {name.strip()} {how}")
 
