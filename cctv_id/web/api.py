@@ -1,15 +1,17 @@
 """The JSON API under ``/api``: the router that gathers every part.
 
 Owns the session routes (``POST /api/login``, ``POST /api/logout``, ``GET /api/me``) and
-the API's own description (``GET /api/openapi.json``, ``GET /api/docs``; both need
+the API's own description (``GET /api/openapi.json``, ``GET /api/docs``, a plain HTML page
+without scripts; both need
 credentials like everything else under ``/api``). The queries live in
 :mod:`cctv_id.web.api_read`, the review and admin actions in :mod:`cctv_id.web.api_write`.
 """
 
 from __future__ import annotations
 
+import html
+
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
@@ -60,8 +62,41 @@ def openapi(request: Request, user: User = Depends(current_user)) -> JSONRespons
 
 
 @router.get("/docs", include_in_schema=False)
-def docs(user: User = Depends(current_user)) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="cctv-id API")
+def docs(request: Request, user: User = Depends(current_user)) -> HTMLResponse:
+    """The OpenAPI document as one plain HTML page (no scripts, no CDN: works offline)."""
+    return HTMLResponse(render_docs(request.app.openapi()))
+
+
+def render_docs(doc: dict) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>"
+             f"{e(doc['info']['title'])} API</title><link rel='stylesheet' href='/static/style.css'>"
+             f"</head><body><main class='docs'><h1>{e(doc['info']['title'])} JSON API "
+             f"{e(doc['info'].get('version', ''))}</h1><p>{e(doc['info'].get('description', ''))}"
+             f"</p><p><a href='/api/openapi.json'>openapi.json</a></p>"]
+    for path, ops in doc.get("paths", {}).items():
+        for method, op in ops.items():
+            parts.append(f"<section><h2><code>{e(method.upper())} {e(path)}</code></h2>"
+                         f"<p>{e(op.get('summary', ''))}</p>"
+                         f"<p>{e(op.get('description', '') or '')}</p>")
+            params = op.get("parameters", [])
+            if params:
+                parts.append("<table><tr><th>parameter</th><th>in</th><th>type</th>"
+                             "<th>description</th></tr>")
+                for prm in params:
+                    schema = prm.get("schema", {})
+                    kind = schema.get("type") or " | ".join(
+                        x.get("type", "?") for x in schema.get("anyOf", [])) or "?"
+                    parts.append(f"<tr><td><code>{e(prm['name'])}</code></td>"
+                                 f"<td>{e(prm.get('in', ''))}</td><td>{e(kind)}</td>"
+                                 f"<td>{e(prm.get('description', '') or '')}</td></tr>")
+                parts.append("</table>")
+            body = op.get("requestBody", {}).get("content", {})
+            if body:
+                parts.append(f"<p>body: {e(', '.join(body))}</p>")
+            parts.append("</section>")
+    parts.append("</main></body></html>")
+    return "".join(parts)
 
 
 def _include_parts() -> None:
