@@ -231,6 +231,29 @@ def test_reviews_as_the_web_user(api, ctx):
     assert len(reviews) == 2
 
 
+def test_admin_enrols_from_uploads_and_removes(api, ctx, world):
+    photos = world.photos(I.LATER)[1:3]
+    files = [("photos", (f"p{i}.jpg", p.read_bytes(), "image/jpeg")) for i, p in enumerate(photos)]
+    assert api["rita"].post("/api/persons", data={"name": I.LATER}, files=files).status_code == 403
+    error_of(api["adam"].post("/api/persons", data={"name": I.LATER}), 400)  # no photos
+    bad = [("photos", ("x.jpg", b"not an image", "image/jpeg"))]
+    error_of(api["adam"].post("/api/persons", data={"name": I.LATER}, files=bad), 400)
+    r = api["adam"].post("/api/persons", data={"name": I.LATER}, files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["n_photos"] == 2 and r.json()["retro_hits"] >= 0
+    p = api["vera"].get(f"/api/persons/{I.LATER}").json()
+    assert p["n_photos"] == 2
+    assert all(api["vera"].get(ph["photo_url"]).status_code == 200 for ph in p["photos"])
+    (enrol,) = ctx.repo().list_audit(action="enrol", operator="adam")
+    assert enrol["params"]
+    r = api["adam"].delete(f"/api/persons/{I.LATER}")
+    assert r.status_code == 200, r.text
+    left = {q["name"]: q for q in api["vera"].get("/api/persons").json()["items"]}
+    assert I.LATER not in left or left[I.LATER]["n_photos"] == 0
+    assert [e["operator"] for e in ctx.repo().list_audit(action="remove-person")] == ["adam"]
+    assert api["vera"].get(p["photos"][0]["photo_url"]).status_code == 404  # file deleted
+
+
 def test_admin_purge_and_audit(api):
     c = api["adam"]
     assert "say what to purge" in error_of(c.post("/api/purge", json={}), 400)
