@@ -13,7 +13,7 @@ import html
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .auth import SESSION_COOKIE, SESSION_TTL, User, current_user, login, logout
 
@@ -21,8 +21,8 @@ router = APIRouter()
 
 
 class LoginBody(BaseModel):
-    username: str
-    password: str
+    username: str = Field(..., min_length=1, max_length=255)
+    password: str = Field(..., max_length=1024)
 
 
 class UserOut(BaseModel):

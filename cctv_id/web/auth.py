@@ -48,7 +48,7 @@ def _user(d: dict | None) -> User | None:
 def login(repo, username: str, password: str) -> str:
     """A new session token for the user when the password is right; else :class:`AuthError`.
     Audited ("login", with the outcome) either way."""
-    username = (username or "").strip()
+    username = (username or "").strip()[:255]
     user = repo.check_password(username, password or "") if username else None
     if username:
         repo.record_audit(username, "login", {"via": "password"},
@@ -81,7 +81,9 @@ def authenticate(request: Request) -> User | None:
             username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None
-        return _user(repo.check_password(username, password)) if sep and username else None
+        if not sep or not username or len(username) > 255 or len(password) > 1024:
+            return None
+        return _user(repo.check_password(username, password))
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         return _user(repo.user_for_token(cookie, kind="session"))

@@ -84,6 +84,9 @@ def test_every_api_route_needs_credentials(app, client):
     assert client.get("/api/hits", headers=bad).status_code == 401
     assert client.get("/api/hits", headers={"Authorization": "Basic !!!"}).status_code == 401
     assert client.get("/api/hits", auth=("vera", "wrong-pass")).status_code == 401
+    assert client.get("/api/hits", auth=("vera", "x" * 5000)).status_code == 401
+    assert client.post("/api/login", json={"username": "v" * 300, "password": "p"}
+                       ).status_code == 400
     assert client.get("/api/hits", cookies={SESSION_COOKIE: "forged"}).status_code == 401
 
 
