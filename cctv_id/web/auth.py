@@ -46,8 +46,8 @@ def _user(d: dict | None) -> User | None:
 
 
 def login(repo, username: str, password: str) -> str:
-    """A new session token for the user when the password is right; else :class:`AuthError`.
-    Audited ("login", with the outcome) either way."""
+    """A new session token (valid :data:`SESSION_TTL`) for the user when the password is
+    right; else :class:`AuthError`. Audited ("login", with the outcome) either way."""
     username = (username or "").strip()[:255]
     user = repo.check_password(username, password or "") if username else None
     if username:
@@ -55,6 +55,7 @@ def login(repo, username: str, password: str) -> str:
                           {"ok": user is not None})
     if user is None:
         raise AuthError("wrong username or password")
+    repo.purge_expired_tokens()  # sessions that ran out go on the next login
     return repo.create_token(user["username"], kind="session", ttl=SESSION_TTL)
 
 
