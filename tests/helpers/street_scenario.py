@@ -93,3 +93,15 @@ def detection_recall(truth: GroundTruth, detections_by_frame: dict, bands=DETECT
             if any(box_contains(face.box, center(b)) and box_contains(b, c) for b in dets.boxes):
                 out[key][0] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def person_at_best_shot(truth: GroundTruth, track: dict) -> str | None:
+    """The ground-truth person whose face holds the centre of a stored track's best shot
+    (``best_shot_bbox`` and ``best_shot_frame`` of a track row), or None."""
+    if track["best_shot_bbox"] is None or track["best_shot_frame"] is None:
+        return None
+    c = center(track["best_shot_bbox"])
+    for face in truth.faces_at(track["best_shot_frame"]):
+        if box_contains(face.box, c):
+            return face.name
+    return None

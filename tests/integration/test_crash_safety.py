@@ -37,9 +37,9 @@ def process_args(scenario):
             str(scenario.video)]
 
 
-def enrol(db, scenario):
+def enrol(db, scenario, config=None):
     for person, photos in scenario.enrol_photos.items():
-        proc = cli(db, "enroll", "--largest", "--name", person, *map(str, photos))
+        proc = cli(db, "enroll", "--largest", "--name", person, *map(str, photos), config=config)
         assert proc.returncode == 0, proc.stderr
 
 
@@ -228,19 +228,19 @@ def _mount_tiny_tmpfs(path: Path, size: str) -> bool:
 
 def test_disk_full_while_writing_crops(tmp_path, clip):
     data_dir = tmp_path / "tiny"
-    if os.geteuid() != 0 or not _mount_tiny_tmpfs(data_dir, "1m"):
+    if os.geteuid() != 0 or not _mount_tiny_tmpfs(data_dir, "4m"):
         pytest.skip("needs root to mount a size-limited tmpfs")
     try:
-        # fill the small filesystem to within a few KB of full: the first crops fail
-        with open(data_dir / "filler", "wb") as fh:
-            try:
-                fh.write(b"\0" * (1024 * 1024 - 12 * 1024))
-            except OSError:
-                pass
         db = f"sqlite:///{tmp_path / 'd.db'}"
         conf = tmp_path / "conf.yaml"
         conf.write_text(f"data_dir: {data_dir}\n")
-        enrol(db, clip)
+        enrol(db, clip, config=conf)  # the enrolment photos are stored in the same data_dir
+        # fill the small filesystem to within a few KB of full: the first crops fail
+        with open(data_dir / "filler", "wb") as fh:
+            try:
+                fh.write(b"\0" * (4 * 1024 * 1024 - 12 * 1024))
+            except OSError:
+                pass
         before = hits_of(db)
         proc = cli(db, *process_args(clip), config=conf)
         assert proc.returncode != 0

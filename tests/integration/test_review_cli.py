@@ -13,17 +13,6 @@ from cli_run import one_error_line
 from cctv_id.store import Repository
 
 
-def _who(truth, track: dict) -> str | None:
-    """The ground-truth person whose face holds the centre of the track's best shot."""
-    if track["best_shot_bbox"] is None or track["best_shot_frame"] is None:
-        return None
-    centre = S.center(track["best_shot_bbox"])
-    for face in truth.faces_at(track["best_shot_frame"]):
-        if S.box_contains(face.box, centre):
-            return face.name
-    return None
-
-
 def _json(proc):
     return json.loads(proc.stdout)
 
@@ -46,12 +35,12 @@ def _tracks(world, run_id: int | None = None) -> list[dict]:
 
 def test_retro_match_reviews_and_reprocessing(world):
     truth = world.scenario.truth
-    world.ok("enroll", "--largest", "--name", I.LATER, *map(str, world.photos(I.LATER)[1:3]))
+    world.ok("enroll", "--no-retro", "--largest", "--name", I.LATER, *map(str, world.photos(I.LATER)[1:3]))
     retro = _json(world.ok("retro-match", "--person", I.LATER, "--format", "json"))
     assert len(retro) == 1, retro
     (hit,) = retro
     tracks = {t["track_id"]: t for t in _tracks(world)}
-    assert _who(truth, tracks[hit["track_id"]]) == I.LATER  # the right track
+    assert S.person_at_best_shot(truth, tracks[hit["track_id"]]) == I.LATER  # the right track
     assert hit["origin"] == "retro" and hit["score"] >= hit["threshold"]
     actor = {a.name: a for a in truth.actors}[I.LATER]
     assert actor.start_s - 1 <= hit["first_seen_s"] and hit["last_seen_s"] <= actor.end_s + 1
@@ -65,11 +54,11 @@ def test_retro_match_reviews_and_reprocessing(world):
     rev = ("--operator", "alice", "review")
     out = _json(world.ok(*rev, "reject", str(hit["hit_id"]), "--note", "wrong coat", "--format", "json"))
     assert out["review_status"] == "rejected" and out["track_status"] == "unknown"
-    stranger = next(t for t in tracks.values() if _who(truth, t) == "7213")
+    stranger = next(t for t in tracks.values() if S.person_at_best_shot(truth, t) == "7213")
     named = world.ok(*rev, "name", str(stranger["track_id"]), "7213", "--create")
     assert f"track {stranger['track_id']} named 7213" in named.stdout
     loose = [t["track_id"] for t in tracks.values()
-             if _who(truth, t) is None and t["status"] == "unknown"][:2]
+             if S.person_at_best_shot(truth, t) is None and t["status"] == "unknown"][:2]
     assert len(loose) == 2
     merged = _json(world.ok(*rev, "merge", *map(str, loose), "--format", "json"))
     assert merged["cluster_id"] == min(loose) and merged["person"] is None
@@ -95,7 +84,7 @@ def test_retro_match_reviews_and_reprocessing(world):
     manual = [h for h in hits_now if h["track_id"] in new_ids and h["origin"] == "manual"]
     assert [h["person"] for h in manual] == ["7213"]
     by_id = {t["track_id"]: t for t in new_tracks}
-    assert _who(truth, by_id[manual[0]["track_id"]]) == "7213"
+    assert S.person_at_best_shot(truth, by_id[manual[0]["track_id"]]) == "7213"
     clustered = [t for t in new_tracks if t["cluster_id"] is not None]
     assert len(clustered) == 2 and {t["cluster_id"] for t in clustered} == {min(loose)}
     assert {(t["first_frame"], t["last_frame"]) for t in clustered} == {

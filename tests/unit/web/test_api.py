@@ -64,17 +64,6 @@ def error_of(r, status: int) -> str:
     return body["error"]
 
 
-def who(truth, track: dict) -> str | None:
-    """The ground-truth person whose face holds the centre of the track's best shot."""
-    if track["best_shot_bbox"] is None or track["best_shot_frame"] is None:
-        return None
-    centre = S.center(track["best_shot_bbox"])
-    for face in truth.faces_at(track["best_shot_frame"]):
-        if S.box_contains(face.box, centre):
-            return face.name
-    return None
-
-
 def test_hits_pages_cover_every_hit_once(api, ctx):
     c = api["vera"]
     everything = ctx.repo().query_hits(exclude_rejected=True)
@@ -181,7 +170,7 @@ def test_search_ranks_the_right_unknown_track_first_and_is_audited(api, ctx, wor
     best = body["items"][0]
     tracks = {t["track_id"]: t for t in api["vera"].get("/api/tracks", params={"limit": 500})
               .json()["items"]}
-    assert who(world.scenario.truth, tracks[best["track_id"]]) == I.LATER
+    assert S.person_at_best_shot(world.scenario.truth, tracks[best["track_id"]]) == I.LATER
     assert best["person"] is None and best["crop_url"].startswith("/crops/")
     (entry,) = [e for e in ctx.repo().list_audit(action="search")]
     assert entry["operator"] == "vera"
