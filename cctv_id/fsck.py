@@ -44,13 +44,8 @@ def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
     pending_rels = set()
     for pending, rel, committed in evidence.pending_states(referenced):
         pending_rels.add(rel)
-        if repair:
-            evidence.settle(pending, rel, committed)
-            report.repaired.append(f"published {rel}" if committed else f"deleted pending {rel}")
-        else:
-            report.problems.append(
-                f"{kind(rel)} {rel} committed but not published" if committed
-                else f"{kind(rel)} {rel} left pending by an unfinished transaction")
+        _pending(report, repair, kind(rel), rel, committed,
+                 lambda p=pending, r=rel, c=committed: evidence.settle(p, r, c))
 
     for rel in sorted(referenced):
         if not evidence.path(rel).is_file() and not (rel in pending_rels and not repair):
@@ -65,11 +60,7 @@ def check(repo, data_dir: Path, repair: bool = False) -> FsckReport:
         for path in sorted(crops_root.rglob("*.jpg")):  # crops and context frames
             rel = evidence.relpath(path)
             if rel not in referenced:
-                if repair:
-                    path.unlink(missing_ok=True)
-                    report.repaired.append(f"deleted orphan {kind(rel)} {rel}")
-                else:
-                    report.problems.append(f"{kind(rel)} {rel} is not referenced by the database")
+                _orphan(report, repair, kind(rel), rel, path)
 
     generation = repo.watchlist_generation()
     index_dir = Path(data_dir) / "index"
@@ -117,20 +108,30 @@ def _check_enrolment_photos(repo, data_dir: Path, report: FsckReport, repair: bo
         if rel.endswith(".pending"):
             final = rel[: -len(".pending")]
             committed = final in referenced
-            if repair:
-                if committed:
-                    path.replace(data_dir / final)
-                else:
-                    path.unlink(missing_ok=True)
-                report.repaired.append(f"published enrolment photo {final}" if committed
-                                       else f"deleted pending enrolment photo {final}")
-            else:
-                report.problems.append(
-                    f"enrolment photo {final} committed but not published" if committed
-                    else f"enrolment photo {final} left pending by an unfinished transaction")
+            _pending(report, repair, "enrolment photo", final, committed,
+                     lambda p=path, f=final, c=committed: p.replace(data_dir / f) if c
+                     else p.unlink(missing_ok=True), repaired_label="enrolment photo ")
         elif rel not in referenced:
-            if repair:
-                path.unlink(missing_ok=True)
-                report.repaired.append(f"deleted orphan enrolment photo {rel}")
-            else:
-                report.problems.append(f"enrolment photo {rel} is not referenced by the database")
+            _orphan(report, repair, "enrolment photo", rel, path)
+
+
+def _pending(report: FsckReport, repair: bool, label: str, rel: str, committed: bool,
+             settle, repaired_label: str = "") -> None:
+    """A pending file left by a crash: settled on repair (published when its transaction
+    committed, deleted otherwise), else reported."""
+    if repair:
+        settle()
+        report.repaired.append(f"published {repaired_label}{rel}" if committed
+                               else f"deleted pending {repaired_label}{rel}")
+    else:
+        report.problems.append(f"{label} {rel} committed but not published" if committed
+                               else f"{label} {rel} left pending by an unfinished transaction")
+
+
+def _orphan(report: FsckReport, repair: bool, label: str, rel: str, path: Path) -> None:
+    """A file no database row references: deleted on repair, else reported."""
+    if repair:
+        path.unlink(missing_ok=True)
+        report.repaired.append(f"deleted orphan {label} {rel}")
+    else:
+        report.problems.append(f"{label} {rel} is not referenced by the database")

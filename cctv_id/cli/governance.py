@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError
 from .process import parse_time
 from ..serialize import iso as _iso, jsonable as _jsonable
 from .query import render_table
@@ -57,9 +57,7 @@ def remove_person(app, person, purge_hits, yes, fmt):
     from .. import governance
 
     repo = app.repo()
-    if not repo.person_exists(person):  # before asking anything; the removal checks again
-        names = [r["name"] for r in repo.list_persons()]
-        raise NotFoundError(f"unknown person {person!r}; enrolled: {repo._names_list(names)}")
+    repo.require_person(person)  # before asking anything; the removal checks again
     _confirm(yes, f"remove {person!r} from the watchlist"
                   f"{' and delete their hits' if purge_hits else ''}?")
     out = governance.remove_person(repo, app.data_dir(), person, app.operator,

@@ -47,6 +47,15 @@ class PersonsMixin(RepositoryBase):
         self._insert_ignore(s, Person, {"name": name, "created_at": utcnow()}, ["name"])
         return s.execute(select(Person.id).where(Person.name == name)).scalar_one()
 
+    def require_person(self, name: str) -> None:
+        """NotFoundError naming the enrolled people when ``name`` is not a person."""
+
+        def body(s: Session):
+            if s.execute(select(Person.id).where(Person.name == name.strip())).first() is None:
+                raise self._unknown_person(s, name)
+
+        self._transact(body)
+
     def person_exists(self, name: str) -> bool:
 
         def body(s: Session):

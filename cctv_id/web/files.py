@@ -24,24 +24,24 @@ CROPS_DIR = "crops"
 PHOTOS_DIR = "enrolments"
 
 
-def crop_url(rel: str | None) -> str | None:
-    """The URL of an evidence file stored as ``crops/...`` relative to data_dir."""
+def _url(prefix: str, folder: str, rel: str | None) -> str | None:
+    """``/prefix/...`` for a file stored as ``folder/...`` relative to data_dir."""
     if not rel:
         return None
     rel = rel.replace("\\", "/")
-    if rel.startswith(CROPS_DIR + "/"):
-        rel = rel[len(CROPS_DIR) + 1:]
-    return f"/crops/{rel}"
+    if rel.startswith(folder + "/"):
+        rel = rel[len(folder) + 1:]
+    return f"/{prefix}/{rel}"
+
+
+def crop_url(rel: str | None) -> str | None:
+    """The URL of an evidence file stored as ``crops/...`` relative to data_dir."""
+    return _url("crops", CROPS_DIR, rel)
 
 
 def photo_url(rel: str | None) -> str | None:
     """The URL of a stored enrolment photo (``enrolments/...`` relative to data_dir)."""
-    if not rel:
-        return None
-    rel = rel.replace("\\", "/")
-    if rel.startswith(PHOTOS_DIR + "/"):
-        rel = rel[len(PHOTOS_DIR) + 1:]
-    return f"/photos/{rel}"
+    return _url("photos", PHOTOS_DIR, rel)
 
 
 def safe_file(root: Path, rel: str) -> Path | None:
