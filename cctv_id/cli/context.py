@@ -74,12 +74,9 @@ class AppContext:
         """Who is acting, for the audit log: ``--operator``, else the OS user."""
         if self.operator_option and self.operator_option.strip():
             return self.operator_option.strip()
-        import getpass
+        from ..store.audit import default_operator
 
-        try:
-            return getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry (containers)
-            return f"uid{os.getuid()}"
+        return default_operator()
 
     # ---------------------------------------------------------------- components
     def repo(self):

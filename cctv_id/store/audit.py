@@ -21,6 +21,17 @@ AUDITED_ACTIONS = ("enrol", "remove-person", "search", "export", "purge", "revie
                    "retro-match", "login")
 
 
+def default_operator() -> str:
+    """Who is acting when nobody said: the OS user (``uid<N>`` without a passwd entry)."""
+    import getpass
+    import os
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return f"uid{os.getuid()}"
+
+
 def _jsonable(value: Any) -> Any:
     """Parameters as JSON values (paths and datetimes as strings)."""
     return json.loads(json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime)

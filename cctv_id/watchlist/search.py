@@ -16,21 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
+from ..store.audit import default_operator
 
 RESULT_KEYS = ("rank", "track_id", "person", "person_score", "score", "camera", "run_id", "status",
                "first_seen_s", "last_seen_s", "first_seen_at", "last_seen_at", "n_detections",
                "max_face_px", "best_shot_s", "best_shot_bbox", "crop_path", "context_path",
                "source_path", "model")
-
-def _default_operator() -> str:
-    import getpass
-    import os
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid{os.getuid()}"
-
 
 def search_by_photo(repo, detector, encoder, data_dir, photo_path, top: int = 10,
                     since: datetime | None = None, until: datetime | None = None,
@@ -81,7 +72,7 @@ def search_by_photo(repo, detector, encoder, data_dir, photo_path, top: int = 10
             "skipped_other_models": others, "index": dict(index.last_sync),
             "face_px": round(float(dets.heights[i]), 1), "photo_sha256": sha}
     repo.record_audit(
-        operator or _default_operator(), "search",
+        operator or default_operator(), "search",
         params={"photo": str(photo.resolve()), "photo_sha256": sha, "top": int(top),
                 "since": since, "until": until, "camera": camera, "model": model},
         outcome={"n_results": len(results), "track_ids": [r["track_id"] for r in results],
