@@ -1,7 +1,8 @@
 """Speed of `process` against honest baselines, all measured in one run on the same clips.
 
 Per clip it prints frames/s and real-time factor (video seconds per wall second) of:
-  decode-only   PyAV decoding of every frame and nothing else (the ceiling);
+  decode-only   the reader alone: PyAV decoding of every frame into the BGR arrays the
+                pipeline works on (the ceiling), and the decoder without that conversion;
   naive         the per-frame loop: full upscaled detection on every frame, then every
                 detected face aligned and embedded (no tracking, no best-K, no gating);
   every-frame   the archive job with motion gating and prefetch off: full detection on
@@ -11,13 +12,14 @@ Per clip it prints frames/s and real-time factor (video seconds per wall second)
                 worker thread;
   fast          pipelines/fast.yaml: the same, with detection on every 2nd frame;
 and their ratios to decode-only, naive and every-frame. On the composite clip (known faces)
-it also prints detection recall per face-size band (on the frames the detector ran on) and
-the hits, whose persons must not change between modes.
+and the 1080p clip it also prints detection recall per face-size band (on the frames the
+detector ran on) and the hits, whose persons must not change between modes.
 
 Clips: the street composite (CelebA faces in vtest.avi, ground truth known), vtest.avi
-itself, and a generated 1080p clip with a static background and two sparse faces.
+itself, and a generated 1080p clip (60 s by default) with a static background where three
+enrolled people cross at different times (faces 30 -> 12 px); recall is printed for it too.
 
-    python bench/process_speed.py [--seconds 15] [--skip-naive]
+    python bench/process_speed.py [--seconds 15] [--seconds-1080p 60] [--skip-naive]
 
 Figures are printed, never asserted: the machines are shared and noisy.
 """
@@ -36,17 +38,31 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 
-def decode_only(path: Path, seconds: float) -> dict:
+def decode_only(path: Path, seconds: float, convert: bool = True) -> dict:
+    """The reader's frames (BGR arrays, as the pipeline gets them), or with ``convert``
+    False PyAV's decoded frames without the conversion to BGR (the decoder alone)."""
     from cctv_id.video.source import open_video
 
     t0 = time.perf_counter()
     n = 0
-    with open_video(path) as src:
-        fps = src.fps or 10.0
-        for frame in src:
-            if frame.pts_s >= seconds:
-                break
-            n += 1
+    if convert:
+        with open_video(path) as src:
+            fps = src.fps or 10.0
+            for frame in src:
+                if frame.pts_s >= seconds:
+                    break
+                n += 1
+    else:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            fps = float(stream.average_rate or 10.0)
+            for frame in container.decode(stream):
+                if frame.time is not None and frame.time >= seconds:
+                    break
+                n += 1
     dt = time.perf_counter() - t0
     return {"frames": n, "fps": n / dt, "rtf": (n / fps) / dt}
 
@@ -79,6 +95,25 @@ def archive(path: Path, seconds: float, workdir: Path, enrol, mode: str, truth=N
         import street_scenario as S
 
         out["recall"] = S.detection_recall(truth, detections)
+        out["detections"] = detections
+    return out
+
+
+def sampled_reference(path: Path, seconds: float, truth, every: int = 5) -> dict:
+    """Full detection (the whole strategy on the whole frame) on every ``every``-th frame:
+    the recall reference for a clip too long for the every-frame mode. {frame: detections}."""
+    from cctv_id.config import AppConfig
+    from cctv_id.detect.base import build_detector
+    from cctv_id.video.source import open_video
+
+    detector = build_detector(AppConfig().detector)
+    out = {}
+    with open_video(path) as src:
+        for frame in src:
+            if frame.pts_s >= seconds:
+                break
+            if frame.index % every == 0:
+                out[frame.index] = detector.detect(frame.image, frame.index)
     return out
 
 
@@ -107,88 +142,123 @@ def naive(path: Path, seconds: float) -> dict:
     return {"frames": frames, "fps": frames / dt, "rtf": (frames / fps) / dt, "faces": faces}
 
 
-def sparse_1080p(workdir: Path, seconds: float) -> Path:
+def sparse_1080p(workdir: Path, seconds: float):
+    """A static 1080p scene (generated background, sensor noise, H.264) where three people
+    cross at different times, faces 30 -> 12 px: most frames hold no face. (path, truth)."""
     import cv2
 
     from cctv_id.video.synth import FaceActor, compose_video, generated_background
 
     celeba = SHARED / "faces" / "celeba"
     photos = []
-    for pid in ("7201", "7218"):
+    for pid in ("7201", "7218", "7230"):
         files = sorted((celeba / pid).glob("*.jpg")) if celeba.exists() else []
         if files:
             photos.append((pid, cv2.imread(str(files[0]))))
     if not photos:
         from cctv_id.video.demo_scene import demo_assets
 
-        photos = [(p.name, p.probe_image) for p in demo_assets().people[:2]]
+        photos = [(p.name, p.probe_image) for p in demo_assets().people[:3]]
+    # (start, end) as fractions of the clip; (start px, end px): one large, one mid, one tiny
+    plan = [((0.05, 0.30), (30, 20)), ((0.40, 0.60), (24, 16)), ((0.70, 0.90), (16, 12))]
     actors = [
-        FaceActor(name=n, photo=img, start_s=1.0 + 3 * i, end_s=min(seconds, 6.0 + 3 * i),
-                  start_xy=(300 + 200 * i, 600), end_xy=(1500 - 100 * i, 520),
-                  start_px=30, end_px=20)
-        for i, (n, img) in enumerate(photos)
+        FaceActor(name=n, photo=img, start_s=a * seconds, end_s=b * seconds,
+                  start_xy=(300 + 250 * i, 620 - 40 * i), end_xy=(1550 - 150 * i, 520),
+                  start_px=p0, end_px=p1, wobble_px=3.0)
+        for i, ((n, img), ((a, b), (p0, p1))) in enumerate(zip(photos, plan))
     ]
     out = workdir / "sparse1080p.mp4"
-    compose_video(out, generated_background((1920, 1080)), actors, fps=10.0, duration_s=seconds)
-    return out
+    truth = compose_video(out, generated_background((1920, 1080)), actors, fps=10.0,
+                          duration_s=seconds)
+    return out, truth
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=15.0, help="video seconds per clip")
+    ap.add_argument("--seconds", type=float, default=15.0, help="video seconds per 768x576 clip")
+    ap.add_argument("--seconds-1080p", type=float, default=60.0,
+                    help="length of the sparse 1080p clip (naive and every-frame: its first "
+                         "--seconds only, they are 10x slower and steady)")
     ap.add_argument("--skip-naive", action="store_true")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cctv-bench-"))
 
-    clips = []  # (label, path, truth, enrol)
+    clips = []  # (label, path, truth, enrol, seconds of the fast modes, of the slow ones)
     if (SHARED / "faces" / "celeba").exists() and (SHARED / "video" / "vtest.avi").exists():
         import street_scenario as S
 
         sc = S.build(workdir / "street", SHARED / "faces" / "celeba",
                      SHARED / "video" / "vtest.avi", seconds=args.seconds)
         enrol = [(p, f) for p, fs in sc.enrol_photos.items() for f in fs]
-        clips.append(("composite 768x576", sc.video, sc.truth, enrol))
-        clips.append(("vtest 768x576", SHARED / "video" / "vtest.avi", None, []))
-    clips.append(("sparse 1080p", sparse_1080p(workdir, args.seconds), None, []))
+        clips.append(("composite 768x576", sc.video, sc.truth, enrol, args.seconds, args.seconds))
+        clips.append(("vtest 768x576", SHARED / "video" / "vtest.avi", None, [], args.seconds,
+                      args.seconds))
+    video, truth = sparse_1080p(workdir, args.seconds_1080p)
+    enrol = [(n, f) for n in ("7201", "7218", "7230")
+             for f in sorted((SHARED / "faces" / "celeba" / n).glob("*.jpg"))[1:3]]
+    clips.append(("sparse 1080p", video, truth, enrol, args.seconds_1080p,
+                  min(args.seconds, args.seconds_1080p)))
 
     rows = []
-    for label, path, truth, enrol in clips:
+    truth_of = {c[0]: c[2] for c in clips}
+    for label, path, truth, enrol, secs, slow_secs in clips:
         sub = workdir / label.replace(" ", "_")
-        row = {"clip": label, "decode": decode_only(path, args.seconds)}
+        row = {"clip": label, "seconds": secs, "decode": decode_only(path, secs),
+               "decode_raw": decode_only(path, secs, convert=False)}
         for mode in ("every", "archive", "fast"):
             (sub / mode).mkdir(parents=True)
-            row[mode] = archive(path, args.seconds, sub / mode, enrol, mode, truth=truth)
+            row[mode] = archive(path, slow_secs if mode == "every" else secs, sub / mode, enrol,
+                                mode, truth=truth)
         if not args.skip_naive:
-            row["naive"] = naive(path, args.seconds)
+            row["naive"] = naive(path, slow_secs)
+        if truth is not None and slow_secs < secs:
+            row["reference"] = sampled_reference(path, secs, truth)
         rows.append(row)
         print(f"done: {label}", file=sys.stderr)
 
     nan = float("nan")
-    print(f"\nprocess speed, first {args.seconds:.0f} s of each clip (2 shared cores: noisy)")
+    print(f"\nprocess speed (2 shared cores: noisy); naive and every-frame on the first "
+          f"{args.seconds:.0f} s of each clip")
     print(f"{'clip':18s} {'mode':12s} {'fps':>7s} {'RTF':>6s}  notes")
     for r in rows:
-        for mode in ("decode", "naive", "every", "archive", "fast"):
+        for mode in ("decode", "decode_raw", "naive", "every", "archive", "fast"):
             m = r.get(mode)
             if m is None:
                 continue
-            notes = ""
+            notes = f"{m['frames']} frames"
             if mode in ("every", "archive", "fast"):
-                notes = f"tracks {m['tracks']}, hits {m['hits']} {sorted(m['people'])}"
+                notes += f", tracks {m['tracks']}, hits {m['hits']} {sorted(m['people'])}"
                 if m.get("stats"):
                     st = m["stats"]
                     notes += (f", full passes {st.get('full_passes')}, roi passes "
-                              f"{st.get('roi_passes')}, no-model frames {st.get('empty_frames')}")
+                              f"{st.get('roi_passes')} ({st.get('native_crops')} native-only "
+                              f"crops), no-model frames {st.get('empty_frames')}")
             if mode == "naive":
-                notes = f"faces embedded {m['faces']}"
-            name = {"decode": "decode-only", "every": "every-frame", "archive": "archive",
-                    "fast": "fast preset"}.get(mode, mode)
-            print(f"{r['clip']:18s} {name:12s} {m['fps']:7.2f} {m['rtf']:6.2f}  {notes}")
+                notes += f", faces embedded {m['faces']}"
+            name = {"decode": "decode-only", "decode_raw": "decode, no BGR", "every": "every-frame",
+                    "archive": "archive", "fast": "fast preset"}.get(mode, mode)
+            print(f"{r['clip']:18s} {name:14s} {m['fps']:7.2f} {m['rtf']:6.2f}  {notes}")
         for mode in ("archive", "fast"):
             f = r[mode]["fps"]
-            print(f"{'':18s} {mode}: /decode-only {f / r['decode']['fps']:.3f}, /naive "
+            print(f"{'':18s} {mode}: /decode-only {f / r['decode']['fps']:.3f} (/decode without "
+                  f"BGR {f / r['decode_raw']['fps']:.3f}), /naive "
                   f"{f / r.get('naive', {}).get('fps', nan):.2f}, /every-frame "
                   f"{f / r['every']['fps']:.2f}")
-        if "recall" in r["fast"]:
+        if "reference" in r:
+            import street_scenario as S
+
+            ref = r["reference"]
+            rec = {"full detection": S.detection_recall(truth_of[r["clip"]], ref)}
+            for mode in ("archive", "fast"):
+                dets = r[mode]["detections"]
+                rec[mode] = S.detection_recall(truth_of[r["clip"]],
+                                               {i: dets[i] for i in ref if i in dets})
+            print(f"{'':18s} recall on every 5th frame (those the mode detected on):")
+            for band in rec["archive"]:
+                cells = [f"{k} {v[band][0]}/{v[band][1]} ({v[band][0] / max(v[band][1], 1):.3f})"
+                         for k, v in rec.items()]
+                print(f"{'':18s}   {band:>6s} px: " + "  ".join(cells))
+        elif "recall" in r["fast"]:
             for band in r["fast"]["recall"]:
                 cells = []
                 for mode in ("every", "archive", "fast"):

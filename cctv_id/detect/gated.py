@@ -4,22 +4,30 @@
 ``TiledDetector``: native + enlarged passes) and, per frame, decides where to run it:
 
 - a **full pass** on the first frame, whenever ``motion.full_pass_every_s`` of video time has
-  passed since the last one (so faces that never move are found), when motion gating is
-  disabled (moving cameras), and when the regions of interest would cover more than
+  passed since the last one (the safety net), when motion gating is disabled (moving
+  cameras), and when the regions of interest would cover more than
   ``motion.max_roi_fraction`` of the frame (one big input is cheaper than many crops);
-- otherwise an **ROI pass**: regions of interest are the changed regions of ``MotionMap`` and
+- otherwise an **ROI pass**. Regions of interest are the changed regions of ``MotionMap``
+  (motion where the picture also differs from what the last search of that place saw) and
   the caller's hints (the predicted boxes of live tracks), each hint grown by
   ``track_margin_face_sizes`` face heights (where the face may have moved) plus
   ``max(pad_px, pad_face_sizes x face height)`` (so a face at the margin is whole); changed
-  regions come padded by ``pad_px``. ROIs are widened onto the ``ROI_ROUND`` px grid of the
-  frame (at least ``MIN_ROI`` px): crops then share the full pass's anchor grid, so a face
-  scores as it would in the full frame, and equal sizes batch together. Overlapping ROIs are
-  merged (repeatedly) when their bounding box wastes little (``MERGE_WASTE``); otherwise
-  both crops stay. Each crop goes through the same strategy (it enlarges the crop itself),
-  all in one ``detect_batch`` call; boxes are mapped back to the frame and merged across
-  crops (whole before cut-by-a-crop-edge, then by score; greedy IoU ``cfg.nms_iou`` /
-  containment suppression, as in ``TiledDetector``);
-- **nothing** (no model call) when there is neither motion nor a hint.
+  regions come padded by ``pad_px``. Every ``motion.refresh_every_s`` the ROIs take in all
+  **unexamined changes** instead (``MotionMap.regions(unexamined=True)``): a face that faded
+  in too slowly to be motion, or stopped where no pass looked, is searched then; a place
+  where nothing changed would only give the same answer again. ROIs are widened onto the
+  ``ROI_ROUND`` px grid of the frame (at least ``MIN_ROI`` px): crops then share the full
+  pass's anchor grid, so a face scores as it would in the full frame, and equal sizes batch
+  together. Overlapping ROIs are merged (repeatedly) when their bounding box wastes little
+  (``MERGE_WASTE``). Crops get the whole strategy (native + enlarged), except around live
+  tracks whose faces are at least ``motion.native_track_px`` tall: those need only the
+  native pass, and changes inside such a crop (that face moving) are not searched again
+  enlarged. All crops go through one ``detect_batch`` call; boxes are mapped back to the
+  frame and merged across crops (whole before cut-by-a-crop-edge, then by score; greedy IoU
+  ``cfg.nms_iou`` / containment suppression, as in ``TiledDetector``); what the whole
+  strategy searched is marked examined (``MotionMap.mark_examined``);
+- **nothing** (no model call) when there is neither motion, nor a hint, nor (when a refresh
+  is due) an unexamined change.
 
 Detections are always in full-frame pixels. ``stats`` holds the counters.
 """
@@ -125,6 +133,7 @@ class GatedDetector(FaceDetector):
         self.model_sha256 = detector.model_sha256
         self.motion = MotionMap(self.mcfg) if self.mcfg.enabled else None
         self._last_full: float | None = None
+        self._last_refresh = 0.0
         self.last: dict = {}  # the latest detect_frame's decision (mode, rois, fraction)
         self.reset_stats()
 
@@ -147,7 +156,8 @@ class GatedDetector(FaceDetector):
         self._last_full = None
 
     def reset_stats(self) -> None:
-        self._n = dict(frames=0, full_passes=0, roi_passes=0, empty_frames=0, crops=0)
+        self._n = dict(frames=0, full_passes=0, roi_passes=0, empty_frames=0, crops=0,
+                       native_crops=0, refreshes=0)
         self._roi_fraction_sum = 0.0
         self._ms = dict(total=0.0, motion=0.0, detect=0.0)
 
@@ -175,58 +185,91 @@ class GatedDetector(FaceDetector):
         hints: Sequence[np.ndarray] | np.ndarray = (),
     ) -> FaceDetections:
         """Faces in ``image`` (frame ``frame_index`` at ``pts_s``), searched where there is
-        motion or a hint (xyxy frame boxes where a face is expected), with a periodic full
-        pass; see the module docstring."""
+        motion or a hint (xyxy frame boxes where a face is expected), with periodic refreshes
+        and full passes; see the module docstring."""
         t0 = time.perf_counter()
         img = check_image(image)
         h, w = img.shape[:2]
         self._n["frames"] += 1
-        mboxes = None
+        mboxes = np.zeros((0, 4), np.float32)
         if self.motion is not None:
             mboxes = self.motion.update(img)
         t1 = time.perf_counter()
         self._ms["motion"] += (t1 - t0) * 1e3
 
-        mode, rois, frac = "full", [], 1.0
-        due = (
+        mc = self.mcfg
+        full_due = (
             self.motion is None
             or self._last_full is None
             or pts_s < self._last_full  # time went back: a new stream
-            or pts_s - self._last_full >= self.mcfg.full_pass_every_s
+            or pts_s - self._last_full >= mc.full_pass_every_s
         )
-        if not due:
-            hb = np.asarray(hints, np.float32).reshape(-1, 4) if len(hints) else np.zeros((0, 4))
-            rois = plan_rois((w, h), mboxes, hb, self.mcfg)
+        refresh_due = not full_due and pts_s - self._last_refresh >= mc.refresh_every_s
+        mode, frac = "full", 1.0
+        enlarged: list = []
+        native: list = []
+        if not full_due:
+            enlarged, native = self._plan(w, h, mboxes, hints, refresh_due)
+            rois = enlarged + native
+            frac = sum((r[2] - r[0]) * (r[3] - r[1]) for r in rois) / float(w * h)
             if not rois:
-                mode, frac = "empty", 0.0
-            else:
-                frac = sum((r[2] - r[0]) * (r[3] - r[1]) for r in rois) / float(w * h)
-                mode = "full" if frac > self.mcfg.max_roi_fraction else "roi"
+                mode = "empty"
+            elif frac <= mc.max_roi_fraction:
+                mode = "roi"
 
         if mode == "full":
             out = self.detector.detect(img, frame_index)
-            self._last_full = pts_s
+            self._last_full = self._last_refresh = pts_s
             self._n["full_passes"] += 1
-            rois = [(0, 0, w, h)]
+            enlarged, native, frac = [(0, 0, w, h)], [], 1.0
         elif mode == "empty":
             out = FaceDetections.empty(frame_index)
             self._n["empty_frames"] += 1
         else:
-            out = self._detect_rois(img, frame_index, rois)
+            out = self._detect_rois(img, frame_index, enlarged, native)
             self._n["roi_passes"] += 1
-            self._n["crops"] += len(rois)
+            self._n["crops"] += len(enlarged) + len(native)
+            self._n["native_crops"] += len(native)
             self._roi_fraction_sum += frac
+        if self.motion is not None and enlarged:
+            self.motion.mark_examined(enlarged)
+        if refresh_due and mode != "full":
+            self._last_refresh = pts_s
+            self._n["refreshes"] += 1
         t2 = time.perf_counter()
         self._ms["detect"] += (t2 - t1) * 1e3
         self._ms["total"] += (t2 - t0) * 1e3
-        self.last = {"mode": mode, "rois": rois, "roi_fraction": frac}
+        self.last = {"mode": mode, "rois": enlarged + native, "native_rois": native,
+                     "refresh": refresh_due, "roi_fraction": frac}
         return out
 
-    def _detect_rois(self, img: np.ndarray, frame_index: int, rois) -> FaceDetections:
+    def _plan(self, w: int, h: int, mboxes: np.ndarray, hints, refresh: bool):
+        """(crops for the whole strategy, crops for the native pass alone)."""
+        mc = self.mcfg
+        hb = np.asarray(hints, np.float32).reshape(-1, 4) if len(hints) else np.zeros((0, 4))
+        big = np.zeros(len(hb), bool)
+        if mc.native_track_px > 0 and getattr(self.detector, "can_skip_enlarged", False):
+            big = (hb[:, 3] - hb[:, 1]) >= mc.native_track_px
+        none = np.zeros((0, 4), np.float32)
+        native = plan_rois((w, h), none, hb[big], mc) if big.any() else []
+        search = mboxes
+        if native or refresh:
+            # motion inside a large face's crop is that face moving: the native pass covers it
+            search = self.motion.regions(exclude=native, unexamined=refresh)
+        enlarged = plan_rois((w, h), search, hb[~big], mc)
+        native = [r for r in native if not any(_covers(e, r) for e in enlarged)]
+        return enlarged, native
+
+    def _detect_rois(self, img: np.ndarray, frame_index: int, enlarged, native) -> FaceDetections:
         h, w = img.shape[:2]
+        rois = list(enlarged) + list(native)
         crops = [img[y0:y1, x0:x1] for x0, y0, x1, y1 in rois]
         # one call: the strategy groups equal-sized inputs into model batches itself
-        dets = self.detector.detect_batch(crops, [frame_index] * len(crops))
+        if native:
+            flags = [True] * len(enlarged) + [False] * len(native)
+            dets = self.detector.detect_batch(crops, [frame_index] * len(crops), enlarge=flags)
+        else:
+            dets = self.detector.detect_batch(crops, [frame_index] * len(crops))
         boxes, scores, lms, cut = [], [], [], []
         for (x0, y0, x1, y1), d in zip(rois, dets):
             if not len(d):
@@ -249,3 +292,8 @@ class GatedDetector(FaceDetector):
         lm = np.concatenate(lms)
         cf = np.concatenate(cut)
         return merge_pieces(frame_index, b, sc, lm, cf, _CONTAIN, self.cfg.nms_iou)
+
+
+def _covers(outer, inner) -> bool:
+    return (outer[0] <= inner[0] and outer[1] <= inner[1]
+            and outer[2] >= inner[2] and outer[3] >= inner[3])

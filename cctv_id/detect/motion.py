@@ -8,6 +8,16 @@ connected changed regions as xyxy boxes in *full-frame* pixels, padded by ``pad_
 merged where they overlap. The first frame (and the first after a change of frame size)
 returns the whole frame: nothing is known yet.
 
+Besides the background, the map keeps an **examined reference**: for every analysis pixel,
+the grey value it had when detection last searched it with the full tiny-face strategy
+(``mark_examined``). A place that equals it would only give the search's answer again, so
+``update`` reports motion only where the picture also differs from that reference (the
+fading "ghost" a passing object leaves in the background is searched once, not for as long
+as it fades), and ``regions(unexamined=True)`` reports every difference from it - changes
+too slow to count as motion (the running average follows them), a face that stopped where
+no pass looked. Pixels nobody examined keep their old reference, so slow drift accumulates
+until it is searched.
+
 The model learns everything, foreground included: an object that stops fades into the
 background within ~1 / learning_rate frames, and one that leaves leaves a fading "ghost" for
 about as long (an extra region, never a missed one). A global change (lights, auto exposure)
@@ -76,6 +86,10 @@ class MotionMap:
         self._scale = (1.0, 1.0)  # full-frame pixels per analysis pixel (x, y)
         self._kernel = np.ones((3, 3), np.uint8)
         self.mask: np.ndarray | None = None  # the latest changed-pixel mask (analysis size)
+        self.grey: np.ndarray | None = None  # the latest frame's analysis image
+        self._ref: np.ndarray | None = None  # analysis image as detection last examined it
+        self._changed: np.ndarray | None = None  # latest frame != reference (analysis size)
+        self._search: np.ndarray | None = None  # motion that is also a change: update's mask
         self.frames = 0
         self.ms = 0.0  # total time spent in update()
 
@@ -84,6 +98,10 @@ class MotionMap:
         self._bg = None
         self._frame_hw = None
         self.mask = None
+        self.grey = None
+        self._ref = None
+        self._changed = None
+        self._search = None
 
     def _analysis(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -105,11 +123,14 @@ class MotionMap:
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         grey = self._analysis(image)
+        self.grey = grey
         if self._bg is None or self._frame_hw != (h, w):
             self._bg = grey.astype(np.float32)
+            self._ref = None
             self._frame_hw = (h, w)
             self._scale = (w / grey.shape[1], h / grey.shape[0])
             self.mask = np.full(grey.shape, 255, np.uint8)
+            self._changed = self._search = self.mask
             self.frames += 1
             self.ms += (time.perf_counter() - t0) * 1e3
             return np.array([[0.0, 0.0, w, h]], np.float32)
@@ -124,10 +145,63 @@ class MotionMap:
         cv2.accumulateWeighted(grey, self._bg, lr, mask=cv2.bitwise_not(mask))
         cv2.accumulateWeighted(grey, self._bg, lr * FG_RATE, mask=mask)
         self.mask = mask
-        boxes = self._regions(mask, w, h)
+        if self._ref is None:
+            self._changed, self._search = np.full_like(mask, 255), mask
+        else:
+            _, changed = cv2.threshold(cv2.absdiff(grey, self._ref), int(self.cfg.threshold),
+                                       255, cv2.THRESH_BINARY)
+            self._changed = cv2.dilate(changed, self._kernel)
+            self._search = cv2.bitwise_and(mask, self._changed)
+        boxes = self._regions(self._search, w, h)
         self.frames += 1
         self.ms += (time.perf_counter() - t0) * 1e3
         return boxes
+
+    # -- what detection has examined -------------------------------------------
+    def _inner_cells(self, rect) -> tuple[int, int, int, int]:
+        """Analysis pixels lying wholly inside the frame rectangle ``rect``, less one more
+        on inner sides (where the blur mixes in pixels from outside): (ax0, ay0, ax1, ay1)."""
+        h, w = self._frame_hw
+        ah, aw = self.grey.shape
+        sx, sy = self._scale
+        x0, y0, x1, y1 = rect
+        ax0 = 0 if x0 <= 0 else int(np.ceil(x0 / sx)) + 1
+        ay0 = 0 if y0 <= 0 else int(np.ceil(y0 / sy)) + 1
+        ax1 = aw if x1 >= w else int(np.floor(x1 / sx)) - 1
+        ay1 = ah if y1 >= h else int(np.floor(y1 / sy)) - 1
+        return ax0, ay0, ax1, ay1
+
+    def mark_examined(self, rects) -> None:
+        """Detection searched these integer xyxy frame rectangles of the latest frame with
+        the full strategy: remember their content (see ``_inner_cells``)."""
+        if self.grey is None or self._frame_hw is None:
+            return
+        h, w = self._frame_hw
+        if self._ref is None:
+            if any(r[0] <= 0 and r[1] <= 0 and r[2] >= w and r[3] >= h for r in rects):
+                self._ref = self.grey.copy()
+            return  # before one complete look there is nothing to compare with
+        for rect in rects:
+            ax0, ay0, ax1, ay1 = self._inner_cells(rect)
+            if ax1 > ax0 and ay1 > ay0:
+                self._ref[ay0:ay1, ax0:ax1] = self.grey[ay0:ay1, ax0:ax1]
+
+    def regions(self, exclude=(), unexamined: bool = False) -> np.ndarray:
+        """The latest frame's search regions as ``update`` returned them, or with
+        ``unexamined`` every difference from what detection last examined; without what lies
+        wholly inside the ``exclude`` frame rectangles (searched another way). (N, 4) float32
+        xyxy frame boxes (padded, merged); the whole frame before any complete look."""
+        if self.grey is None or self._frame_hw is None:
+            return np.zeros((0, 4), np.float32)
+        h, w = self._frame_hw
+        mask = self._changed if unexamined else self._search
+        if len(exclude):
+            mask = mask.copy()
+            for rect in exclude:
+                ax0, ay0, ax1, ay1 = self._inner_cells(rect)
+                if ax1 > ax0 and ay1 > ay0:
+                    mask[ay0:ay1, ax0:ax1] = 0
+        return self._regions(mask, w, h)
 
     def _regions(self, mask: np.ndarray, w: int, h: int) -> np.ndarray:
         if not cv2.countNonZero(mask):

@@ -132,16 +132,22 @@ class TiledDetector(FaceDetector):
         return self.cfg.upscale > 1.0 or self.cfg.tile_size > 0
 
     @property
+    def can_skip_enlarged(self) -> bool:
+        """Whether ``detect_batch(..., enlarge=[False])`` means something: both passes exist."""
+        return self.cfg.native_pass and self._enlarged_enabled
+
+    @property
     def _native_enabled(self) -> bool:
         return self.cfg.native_pass or not self._enlarged_enabled
 
     # -- planning -------------------------------------------------------------
-    def _jobs(self, i: int, img: np.ndarray) -> list[_Job]:
+    def _jobs(self, i: int, img: np.ndarray, enlarge: bool = True) -> list[_Job]:
         h, w = img.shape[:2]
         jobs: list[_Job] = []
+        enlarge = enlarge or not self.cfg.native_pass  # a native pass must exist to skip it
         if self._native_enabled:
             jobs.append(_Job(i, 0, 1.0, 1.0, (0, 0, w, h), (False,) * 4, img))
-        if self._enlarged_enabled:
+        if self._enlarged_enabled and enlarge:
             up = self.cfg.upscale
             if up > 1.0:
                 import cv2
@@ -236,12 +242,20 @@ class TiledDetector(FaceDetector):
 
     # -- public ---------------------------------------------------------------
     def detect_batch(
-        self, images: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        frame_indices: Sequence[int] | None = None,
+        enlarge: Sequence[bool] | None = None,
     ) -> list[FaceDetections]:
+        """Faces in each image; ``enlarge[i]`` False runs only the native pass on image
+        ``i`` (where the faces are known to be large enough for it), when there is one."""
         t0 = time.perf_counter()
         imgs = [check_image(im) for im in images]
         indices = self._indices(len(imgs), frame_indices)
-        jobs = [j for i, im in enumerate(imgs) for j in self._jobs(i, im)]
+        flags = [True] * len(imgs) if enlarge is None else [bool(e) for e in enlarge]
+        if len(flags) != len(imgs):
+            raise ValueError("enlarge needs one flag per image")
+        jobs = [j for i, im in enumerate(imgs) for j in self._jobs(i, im, flags[i])]
         t1 = time.perf_counter()
 
         # equal-sized inputs (tiles, frames of one camera) go through detect_batch together

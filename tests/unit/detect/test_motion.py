@@ -66,6 +66,43 @@ def test_motion_map_static_scene_is_quiet_and_a_moving_patch_is_found(face_photo
     assert len(last) == 0
 
 
+def test_examined_places_are_not_reported_again_until_they_change(face_photo):
+    """The ghost a passing patch leaves in the running background is motion for many frames;
+    once searched (marked examined) it is not reported again, while a real change is."""
+    rng = np.random.default_rng(2)
+    still = generated_background((960, 540), seed=5)
+    m = MotionMap(MotionConfig())
+    m.update(noisy(still, rng))
+    m.mark_examined([(0, 0, 960, 540)])  # the first full look
+    actor = FaceActor("p", face_photo, 0.0, 10.0, (0, 0), (0, 0), 30, 30)
+    for k in range(80):  # a face stands long enough to sink into the background, searched
+        frame = noisy(still, rng)
+        render_actor(frame, actor, 300, 300, 30)
+        boxes = m.update(frame)
+        assert len(boxes) or k > 0
+        m.mark_examined([(200, 200, 400, 400)])
+    # it leaves: its place is motion against the background (a ghost) and differs from what
+    # was searched there: reported once
+    boxes = m.update(noisy(still, rng))
+    assert any(contains(b, (300, 300)) for b in boxes)
+    m.mark_examined([(0, 0, 960, 540)])
+    ghost_frames = 0
+    for _ in range(5):
+        boxes = m.update(noisy(still, rng))
+        ghost_frames += bool(cv2.countNonZero(m.mask))  # the background still has the ghost
+        assert len(boxes) == 0  # but it equals what was searched: nothing to search
+        assert len(m.regions(unexamined=True)) == 0
+    assert ghost_frames == 5, "no ghost in the background model: the test tests nothing"
+    # a real change is reported, by update and as an unexamined change; excluding the
+    # rectangle that holds it (searched another way) leaves nothing
+    frame = noisy(still, rng)
+    render_actor(frame, actor, 700, 200, 30)
+    boxes = m.update(frame)
+    assert any(contains(b, (700, 200)) for b in boxes)
+    assert any(contains(b, (700, 200)) for b in m.regions(unexamined=True))
+    assert len(m.regions(exclude=[(600, 100, 800, 300)])) == 0
+
+
 def test_motion_map_restarts_on_a_new_frame_size():
     rng = np.random.default_rng(0)
     m = MotionMap()
@@ -131,7 +168,8 @@ def _run(gated: GatedDetector, frames, use_hints: bool):
     return found
 
 
-def test_still_face_found_by_the_periodic_full_pass_and_kept_by_hints(detector, still_face_frames):
+def test_still_face_kept_by_hints_and_not_searched_again_while_nothing_changes(
+        detector, still_face_frames):
     frames, truth = still_face_frames
     centre = ((truth.box[0] + truth.box[2]) / 2, (truth.box[1] + truth.box[3]) / 2)
     cfg = DetectorConfig()
@@ -141,17 +179,86 @@ def test_still_face_found_by_the_periodic_full_pass_and_kept_by_hints(detector, 
     hit = [any(contains(b, centre) for b in d.boxes) for d in dets]
     assert all(hit), hit
     st = gated.stats
-    # t = 0, 2.0, 4.0 s are full passes; in between only the hint's crop is searched
-    assert st["full_passes"] == 3 and st["roi_passes"] == 38 and st["empty_frames"] == 0
+    # one full pass (t = 0); then only the hint's crop is searched; the refreshes at 2 s and
+    # 4 s add nothing: nothing changed since the full pass looked
+    assert st["full_passes"] == 1 and st["roi_passes"] == 40 and st["empty_frames"] == 0
+    assert st["refreshes"] == 2
+    assert st["native_crops"] == 0  # a 20 px face keeps the enlarged pass
     assert st["mean_roi_area_fraction"] < 0.2  # one ~192 px crop of 640x360
 
-    # without hints nothing moves: no model call between the full passes, the face is only
-    # seen on them
+    # without hints nothing moves: no model call after the first full pass, also not at the
+    # refreshes (the picture equals what that pass examined)
     bare = GatedDetector(detector, cfg)
     dets = _run(bare, frames, use_hints=False)
     hit = [any(contains(b, centre) for b in d.boxes) for d in dets]
+    assert [i for i, h in enumerate(hit) if h] == [0]
+    assert bare.stats["empty_frames"] == 40 and bare.stats["refreshes"] == 2
+
+    # the complete pass is the safety net, at full_pass_every_s
+    every2 = GatedDetector(detector, DetectorConfig(motion=MotionConfig(full_pass_every_s=2.0)))
+    dets = _run(every2, frames, use_hints=False)
+    hit = [any(contains(b, centre) for b in d.boxes) for d in dets]
     assert [i for i, h in enumerate(hit) if h] == [0, 20, 40]
-    assert bare.stats["empty_frames"] == 38 and bare.stats["full_passes"] == 3
+    assert every2.stats["full_passes"] == 3
+
+
+def test_a_face_fading_in_too_slowly_for_motion_is_found_by_a_refresh(detector, face_photo):
+    """A face that appears over 20 s never differs enough from the running background to
+    be motion; the refresh compares with what the last search saw and finds it long before
+    the 30 s full pass."""
+    rng = np.random.default_rng(11)
+    still = generated_background((640, 360), seed=9)
+    actor = FaceActor("fade", face_photo, 0.0, 60.0, (0, 0), (0, 0), 22, 22)
+    face = still.copy()
+    truth = render_actor(face, actor, 300.0, 180.0, 22.0)
+    centre = ((truth.box[0] + truth.box[2]) / 2, (truth.box[1] + truth.box[3]) / 2)
+    gated = GatedDetector(detector, DetectorConfig())
+    first_seen, moving_frames, refresh_frames = None, 0, []
+    for i in range(int(25 * FPS)):
+        a = min(1.0, i / (20 * FPS))
+        img = noisy(((1 - a) * still + a * face).astype(np.uint8), rng)
+        det = gated.detect_frame(img, i, i / FPS)  # no hints: only motion and refreshes
+        if gated.last["refresh"] and gated.last["rois"]:
+            refresh_frames.append(i)
+        moving_frames += gated.last["mode"] == "roi" and not gated.last["refresh"]
+        if first_seen is None and any(contains(b, centre) for b in det.boxes):
+            first_seen = i
+    st = gated.stats
+    assert st["full_passes"] == 1  # only t = 0
+    assert moving_frames == 0, "the fade was seen as motion: the test does not test refreshes"
+    assert refresh_frames, "no refresh ever searched the fading face"
+    assert first_seen is not None and first_seen in refresh_frames, (first_seen, refresh_frames)
+    assert first_seen < 25 * FPS
+    assert st["mean_roi_area_fraction"] < 0.2  # a crop around the face, not the frame
+
+
+def test_large_tracked_faces_are_followed_by_the_native_pass_alone(detector, face_photo):
+    rng = np.random.default_rng(3)
+    still = generated_background((960, 540), seed=4)
+    actor = FaceActor("big", face_photo, 0.0, 10.0, (0, 0), (0, 0), 40, 40)
+
+    def run(native_track_px):
+        tiles0 = detector.timings.tiles
+        gated = GatedDetector(detector, DetectorConfig(
+            motion=MotionConfig(native_track_px=native_track_px)))
+        prev, found = np.zeros((0, 4), np.float32), 0
+        for i in range(30):
+            img = noisy(still, rng)
+            t = render_actor(img, actor, 200.0 + 12 * i, 300.0, 40.0)
+            det = gated.detect_frame(img, i, i / FPS, hints=prev)
+            prev = det.boxes
+            c = ((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2)
+            found += any(contains(b, c) for b in det.boxes)
+        return gated, found, detector.timings.tiles - tiles0
+
+    native, found, native_tiles = run(24.0)
+    assert found == 30
+    assert native.stats["native_crops"] >= 25  # the moving face is motion inside its crop
+    assert native.stats["crops"] - native.stats["native_crops"] <= 3
+    both, found_both, both_tiles = run(0.0)
+    assert found_both == 30 and both.stats["native_crops"] == 0
+    # the native pass alone is the cheaper search: half the model inputs
+    assert native_tiles < 0.6 * both_tiles
 
 
 def test_motion_disabled_means_a_full_pass_every_frame(detector, still_face_frames):
