@@ -48,9 +48,9 @@ class MotionConfig(_Strict):
     full_pass_every_s: float = Field(30.0, ge=0.0)  # complete full-frame pass; 0 = every frame
     max_roi_fraction: float = Field(0.6, gt=0.0, le=1.0)  # larger ROI union: full pass instead
     track_margin_face_sizes: float = Field(1.5, ge=0.0)  # track ROIs: + centre search margin
-    # live tracks with faces at least this tall (detector box px; the native pass alone finds
-    # >= 98 % of such faces on the street composite) are followed by the native pass alone;
-    # the enlarged (tiny-face) pass still runs on motion no such track explains; 0 = never
+    # crops around live tracks whose faces are at least this tall (detector box px; the
+    # native pass alone finds >= 98 % of such faces on the street composite) get the native
+    # pass alone; motion no such track explains still gets the full enlargement; 0 = never
     native_track_px: float = Field(40.0, ge=0.0)
 
 

@@ -132,23 +132,25 @@ class TiledDetector(FaceDetector):
         return self.cfg.upscale > 1.0 or self.cfg.tile_size > 0
 
     @property
-    def can_skip_enlarged(self) -> bool:
-        """Whether ``detect_batch(..., enlarge=[False])`` means something: both passes exist."""
-        return self.cfg.native_pass and self._enlarged_enabled
+    def can_vary_upscale(self) -> bool:
+        """Whether ``detect_batch(..., upscale=[...])`` means something: a native pass and an
+        enlarging one exist (without the native pass every image gets ``cfg.upscale``)."""
+        return self.cfg.native_pass and self.cfg.upscale > 1.0
 
     @property
     def _native_enabled(self) -> bool:
         return self.cfg.native_pass or not self._enlarged_enabled
 
     # -- planning -------------------------------------------------------------
-    def _jobs(self, i: int, img: np.ndarray, enlarge: bool = True) -> list[_Job]:
+    def _jobs(self, i: int, img: np.ndarray, upscale: float | None = None) -> list[_Job]:
         h, w = img.shape[:2]
         jobs: list[_Job] = []
-        enlarge = enlarge or not self.cfg.native_pass  # a native pass must exist to skip it
+        up = self.cfg.upscale
+        if upscale is not None and self.can_vary_upscale:
+            up = min(max(float(upscale), 1.0), up)
         if self._native_enabled:
             jobs.append(_Job(i, 0, 1.0, 1.0, (0, 0, w, h), (False,) * 4, img))
-        if self._enlarged_enabled and enlarge:
-            up = self.cfg.upscale
+        if self._enlarged_enabled and (up > 1.0 or self.cfg.upscale <= 1.0):
             if up > 1.0:
                 import cv2
 
@@ -245,17 +247,18 @@ class TiledDetector(FaceDetector):
         self,
         images: Sequence[np.ndarray],
         frame_indices: Sequence[int] | None = None,
-        enlarge: Sequence[bool] | None = None,
+        upscale: Sequence[float | None] | None = None,
     ) -> list[FaceDetections]:
-        """Faces in each image; ``enlarge[i]`` False runs only the native pass on image
-        ``i`` (where the faces are known to be large enough for it), when there is one."""
+        """Faces in each image. ``upscale[i]`` overrides ``cfg.upscale`` for image ``i``
+        (at most it; 1.0 = the native pass alone) where the faces there are known to need
+        less enlargement; it applies only when both passes exist (``can_vary_upscale``)."""
         t0 = time.perf_counter()
         imgs = [check_image(im) for im in images]
         indices = self._indices(len(imgs), frame_indices)
-        flags = [True] * len(imgs) if enlarge is None else [bool(e) for e in enlarge]
-        if len(flags) != len(imgs):
-            raise ValueError("enlarge needs one flag per image")
-        jobs = [j for i, im in enumerate(imgs) for j in self._jobs(i, im, flags[i])]
+        ups = [None] * len(imgs) if upscale is None else list(upscale)
+        if len(ups) != len(imgs):
+            raise ValueError("upscale needs one factor per image")
+        jobs = [j for i, im in enumerate(imgs) for j in self._jobs(i, im, ups[i])]
         t1 = time.perf_counter()
 
         # equal-sized inputs (tiles, frames of one camera) go through detect_batch together

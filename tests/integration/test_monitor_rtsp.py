@@ -119,12 +119,14 @@ def scene(tmp_path_factory, celeba_dir, vtest_path):
     return out, scenario, db, vtest_path
 
 
-def _free_port() -> int:
+def _refusing_port():
+    """A loopback port bound but never listening, held for the whole test: connecting to it
+    is refused, and no other process (a web server of a parallel test run) can take it."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
 
 
 def test_monitor_live_cameras_end_to_end(scene):
@@ -133,10 +135,11 @@ def test_monitor_live_cameras_end_to_end(scene):
     lobby = RtspServer({"lobby": vtest}, user=USER, password=PASSWORD)
     receiver = Receiver()
     proc = None
+    dead_socket = None
     try:
         street.start()
         lobby.start()
-        dead_port = _free_port()
+        dead_socket, dead_port = _refusing_port()
         config = {
             "db": f"sqlite:///{db}",
             "preset": "live",
@@ -241,3 +244,5 @@ def test_monitor_live_cameras_end_to_end(scene):
         street.stop()
         lobby.stop()
         receiver.close()
+        if dead_socket is not None:
+            dead_socket.close()

@@ -237,14 +237,14 @@ def test_large_tracked_faces_are_followed_by_the_native_pass_alone(detector, fac
     still = generated_background((960, 540), seed=4)
     actor = FaceActor("big", face_photo, 0.0, 10.0, (0, 0), (0, 0), 40, 40)
 
-    def run(native_track_px):
+    def run(native_track_px, face_px=40.0):
         tiles0 = detector.timings.tiles
         gated = GatedDetector(detector, DetectorConfig(
             motion=MotionConfig(native_track_px=native_track_px)))
         prev, found = np.zeros((0, 4), np.float32), 0
         for i in range(30):
             img = noisy(still, rng)
-            t = render_actor(img, actor, 200.0 + 12 * i, 300.0, 40.0)
+            t = render_actor(img, actor, 200.0 + 12 * i, 300.0, face_px)
             det = gated.detect_frame(img, i, i / FPS, hints=prev)
             prev = det.boxes
             c = ((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2)
@@ -257,8 +257,13 @@ def test_large_tracked_faces_are_followed_by_the_native_pass_alone(detector, fac
     assert native.stats["crops"] - native.stats["native_crops"] <= 3
     both, found_both, both_tiles = run(0.0)
     assert found_both == 30 and both.stats["native_crops"] == 0
+    assert both.stats["scaled_crops"] == 0
     # the native pass alone is the cheaper search: half the model inputs
     assert native_tiles < 0.6 * both_tiles
+    # a face of 24 px (a detector box of ~30) keeps the full enlargement
+    mid, found_mid, _ = run(40.0, face_px=24.0)
+    assert found_mid == 30
+    assert mid.stats["scaled_crops"] == 0 and mid.stats["native_crops"] == 0
 
 
 def test_motion_disabled_means_a_full_pass_every_frame(detector, still_face_frames):
