@@ -136,9 +136,7 @@ class MotionMap:
             return np.array([[0.0, 0.0, w, h]], np.float32)
 
         bg_u8 = cv2.convertScaleAbs(self._bg)
-        diff = cv2.absdiff(grey, bg_u8)
-        _, mask = cv2.threshold(diff, int(self.cfg.threshold), 255, cv2.THRESH_BINARY)
-        mask = cv2.dilate(mask, self._kernel)
+        mask = self._differs(grey, bg_u8)
         # selective update: changed pixels learn FG_RATE times slower, so a passing object
         # leaves no long ghost trail, while one that stops is still absorbed eventually
         lr = float(self.cfg.learning_rate)
@@ -148,14 +146,19 @@ class MotionMap:
         if self._ref is None:
             self._changed, self._search = np.full_like(mask, 255), mask
         else:
-            _, changed = cv2.threshold(cv2.absdiff(grey, self._ref), int(self.cfg.threshold),
-                                       255, cv2.THRESH_BINARY)
-            self._changed = cv2.dilate(changed, self._kernel)
+            self._changed = self._differs(grey, self._ref)
             self._search = cv2.bitwise_and(mask, self._changed)
         boxes = self._regions(self._search, w, h)
         self.frames += 1
         self.ms += (time.perf_counter() - t0) * 1e3
         return boxes
+
+    def _differs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """255 where two analysis images differ by more than ``threshold`` grey levels,
+        dilated once."""
+        _, mask = cv2.threshold(cv2.absdiff(a, b), int(self.cfg.threshold), 255,
+                                cv2.THRESH_BINARY)
+        return cv2.dilate(mask, self._kernel)
 
     # -- what detection has examined -------------------------------------------
     def _inner_cells(self, rect) -> tuple[int, int, int, int]:
