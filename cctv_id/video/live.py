@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -91,6 +92,9 @@ class LiveBuffer:
             self._cond.notify_all()
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
 class StreamStalled(Exception):
     """No frame was decoded for longer than the stall timeout."""
 
@@ -98,14 +102,15 @@ class StreamStalled(Exception):
 def explain_stream_error(exc: BaseException) -> str:
     """One readable reason for a failed connection or read (credentials redacted)."""
     text = redact_url(str(exc)).strip() or type(exc).__name__
-    low = text.lower()
     if isinstance(exc, StreamStalled):
         return text
-    if "401" in low or "unauthorized" in low:
+    # classify on the words around the URL, never on its digits (a port like 40323 is no 403)
+    low = _URL.sub(" ", text).lower()
+    if re.search(r"\b401\b", low) or "unauthorized" in low:
         return "authentication failed (401 Unauthorized): check the camera's user and password"
-    if "403" in low or "forbidden" in low:
+    if re.search(r"\b403\b", low) or "forbidden" in low:
         return "access refused by the camera (403 Forbidden)"
-    if "404" in low or "not found" in low:
+    if re.search(r"\b404\b", low) or "not found" in low:
         return "stream not found on the server (404): check the URL's path"
     if "connection refused" in low:
         return "connection refused: the camera or server is not listening"

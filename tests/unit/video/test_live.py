@@ -57,5 +57,9 @@ def test_stream_errors_are_one_readable_line_without_credentials():
     assert "connection refused" in explain_stream_error(
         ConnectionRefusedError(111, "Connection refused"))
     assert "stalled" in explain_stream_error(StreamStalled("stalled: no frame for 5.2 s"))
+    # the URL's digits are no status code: a refused connection to port 40323 is not a 403
+    for port in (40123, 40323, 14041):
+        assert "connection refused" in explain_stream_error(
+            ConnectionRefusedError(111, f"Connection refused: 'rtsp://u:pw@127.0.0.1:{port}/cam'"))
     text = explain_stream_error(RuntimeError("odd failure at rtsp://u:secret@h/x"))
     assert "secret" not in text and "***" in text
