@@ -8,12 +8,13 @@ Command modules are imported here but import their heavy dependencies lazily.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
 
 from .. import __version__
-from ..errors import CctvIdError
+from ..errors import CctvIdError, RunInterrupted
 from .context import AppContext
 
 
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
+    except RunInterrupted as exc:
+        click.echo(f"error: {exc}", err=True)
+        _exit_now(exc.exit_code)
     except CctvIdError as exc:
         if debug:
             raise
@@ -106,6 +110,20 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
                    err=True)
         sys.exit(1)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's shutdown, after a run stopped on a signal.
+
+    The run's checkpoint is committed and the command's context (database engine) closed by
+    then. Python's shutdown puts the default signal handlers back and can take a while with
+    torch loaded, so a second Ctrl-C landing in it would kill the process by the signal
+    instead of the documented 128 + signal exit; skipping it keeps that promise.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

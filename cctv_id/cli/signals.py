@@ -39,5 +39,8 @@ class StopSignals:
         try:
             yield self
         finally:
-            for sig, handler in self._previous.items():
-                signal.signal(sig, handler)
+            # once stopping, a second signal must still quit at once with 128 + signal, also
+            # when the job stopped before it arrived (the command is on its way out then)
+            if self.signum is None:
+                for sig, handler in self._previous.items():
+                    signal.signal(sig, handler)
