@@ -220,6 +220,10 @@ def test_reviewer_confirms_a_hit(browser, server, repo):
     assert not [a for a in css(browser, "a.nav") if a.text == "Admin"]
     row = css(browser, f'tr.hit-row[data-hit-id="{hit["hit_id"]}"]')[0]
     row.find_element(_by("CSS_SELECTOR"), "button.review-confirm").click()
+    # the old page is still there until the form's redirect lands: wait for it to go
+    from selenium.webdriver.support import expected_conditions as EC
+
+    _wait(browser, EC.staleness_of(row))
     _wait(browser, lambda d: "person=7230" in d.current_url and css(d, "tr.hit-row"))
     row = css(browser, f'tr.hit-row[data-hit-id="{hit["hit_id"]}"]')[0]
     assert "confirmed" in row.text and "rita" in row.text
