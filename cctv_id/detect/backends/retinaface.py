@@ -21,6 +21,7 @@ import math
 import threading
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +48,10 @@ class RetinaFaceOptions(BaseModel):
     top_k: int = Field(5000, ge=1)  # candidates (above threshold) kept before NMS
     max_batch: int = Field(8, ge=1)  # images per session.run
     providers: list[str] | None = None  # onnxruntime providers; default CUDA if present, else CPU
+    # onnxruntime's intra-op threads busy-wait between runs when true (its own default):
+    # measured on 2 cores with decoding in a thread, 8.6-9.7 CPU-s instead of 10-12 for the
+    # same 60 s 1080p clip at no gain in speed, so off here
+    spin_wait: bool = False
 
 
 def _default_providers(available: Sequence[str]) -> list[str]:
@@ -73,6 +78,10 @@ class RetinaFaceDetector(FaceDetector):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if cfg.threads > 0:
             so.intra_op_num_threads = cfg.threads
+        if not self.opts.spin_wait:
+            # idle intra-op threads sleep instead of spinning: the decoder thread and the
+            # recogniser worker share these cores
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = self.opts.providers or _default_providers(ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(model_bytes, sess_options=so, providers=providers)
@@ -120,12 +129,20 @@ class RetinaFaceDetector(FaceDetector):
 
     # -- pre / post ------------------------------------------------------------
     def _blob(self, images: list[np.ndarray], height: int, width: int) -> np.ndarray:
-        blob = np.zeros((len(images), 3, height, width), np.float32)
+        """NCHW float32 input: BGR minus the training mean, zero-padded to height x width.
+
+        Per channel through OpenCV (split + subtract into the blob's own planes): about 10x
+        faster than a float copy of the image, a mean subtraction and a transpose."""
+        pad = any(im.shape[:2] != (height, width) for im in images)
+        blob = (np.zeros if pad else np.empty)((len(images), 3, height, width), np.float32)
         for i, img in enumerate(images):
             h, w = img.shape[:2]
-            x = img.astype(np.float32)
-            x -= self._mean
-            blob[i, :, :h, :w] = x.transpose(2, 0, 1)
+            for c, plane in enumerate(cv2.split(img)):
+                mean = float(self._mean[0, 0, c])
+                if pad:  # a strided target: numpy writes into it in place
+                    np.subtract(plane, mean, out=blob[i, c, :h, :w], casting="unsafe")
+                else:
+                    cv2.subtract(plane, mean, dst=blob[i, c], dtype=cv2.CV_32F)
         return blob
 
     def _decode(self, loc, conf, lms, anchors, frame_index, clip_hw) -> FaceDetections:

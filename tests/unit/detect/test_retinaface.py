@@ -101,3 +101,16 @@ def test_bad_image_rejected(retina):
         retina.detect(np.zeros((10, 10, 4), np.uint8))
     with pytest.raises(ValueError):
         retina.detect(np.zeros((10, 10, 3), np.float32))
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_input_blob_is_bgr_minus_mean_in_nchw(retina, group_photo, pad):
+    """The model input equals the plain definition (float BGR - mean, channels first), also
+    when images are zero-padded to a larger input size."""
+    crops = [group_photo[:96, :128], group_photo[40:136, 60:188]]
+    h, w = (112, 160) if pad else (96, 128)
+    blob = retina._blob(crops, h, w)
+    want = np.zeros((2, 3, h, w), np.float32)
+    for i, c in enumerate(crops):
+        want[i, :, :96, :128] = (c.astype(np.float32) - np.float32(retina.opts.mean)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(blob, want)
