@@ -17,6 +17,7 @@ Conventions used everywhere:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,23 +31,63 @@ def _f32(a, shape_tail: tuple[int, ...]) -> np.ndarray:
     return arr.reshape((-1, *shape_tail))
 
 
-@dataclass(frozen=True)
 class Frame:
-    """One decoded video frame."""
+    """One decoded video frame.
 
-    index: int  # 0-based index in decode order over the whole source
-    pts_s: float  # presentation time in seconds from the start of the stream
-    image: np.ndarray  # (H, W, 3) uint8 BGR
-    wall_time: datetime | None = None  # UTC wall-clock time of this frame, when known
-    source: str = ""  # camera or source name
+    The BGR ``image`` may be produced lazily: a reader can hand over a ``convert`` callable
+    (and the frame's luma plane as ``luma``) instead of the array, and the conversion then
+    runs on first access, in the thread that needs it - frames that only the motion model
+    or the tracker's prediction look at are never converted. ``luma`` is the decoder's Y
+    plane when the reader gave it (``grey_limited``: limited-range "TV" luma, 16..235).
+    """
+
+    __slots__ = ("index", "pts_s", "wall_time", "source", "grey_limited", "_image", "_convert",
+                 "_luma")
+
+    def __init__(self, index: int, pts_s: float, image: np.ndarray | None = None,
+                 wall_time: datetime | None = None, source: str = "", *,
+                 convert: Callable[[], np.ndarray] | None = None,
+                 luma: np.ndarray | None = None, luma_limited: bool = False):
+        if image is None and convert is None:
+            raise ValueError("a Frame needs an image or a convert callable")
+        self.index = index  # 0-based index in decode order over the whole source
+        self.pts_s = pts_s  # presentation time in seconds from the start of the stream
+        self.wall_time = wall_time  # UTC wall-clock time of this frame, when known
+        self.source = source  # camera or source name
+        self._image = image
+        self._convert = convert
+        self._luma = luma  # (H, W) uint8 Y plane, when the reader has it
+        self.grey_limited = luma is not None and luma_limited
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H, W, 3) uint8 BGR (converted on first access when the reader deferred it)."""
+        if self._image is None:
+            self._image = self._convert()
+            self._convert = None
+        return self._image
+
+    @property
+    def converted(self) -> bool:
+        """Whether the BGR image exists yet (for measurements and tests)."""
+        return self._image is not None
+
+    @property
+    def luma(self) -> np.ndarray | None:
+        """(H, W) uint8 Y plane when the reader gave one (``grey_limited``: 16..235), else
+        None (use ``image``)."""
+        return self._luma
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        return int((self.image if self._luma is None else self._luma).shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        return int((self.image if self._luma is None else self._luma).shape[1])
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, pts_s={self.pts_s:.3f}, source={self.source!r})"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import VideoError
 from ..types import Frame
 
@@ -101,6 +103,24 @@ def _check_path(path: Path) -> None:
         raise VideoError(f"{path}: cannot read file: {exc.strerror or exc}") from None
     if size == 0:
         raise VideoError(f"{path}: file is empty (0 bytes)")
+
+
+# 8-bit pixel formats whose first plane is the luma (Y) plane; "yuvj" ones are full range
+_LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                         "yuv411p", "yuv440p", "yuvj440p", "nv12", "nv21", "gray"})
+_AVCOL_RANGE_JPEG = 2  # FFmpeg's full-range ("JPEG") colour range
+
+
+def _luma_plane(frame) -> tuple[np.ndarray | None, bool]:
+    """(Y plane as an (H, W) uint8 view of the decoded frame, limited range?), or (None,
+    False) for formats without an 8-bit luma plane (the motion model then uses BGR)."""
+    name = frame.format.name
+    if name not in _LUMA_FIRST:
+        return None, False
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+    full = name.startswith("yuvj") or name == "gray" or frame.color_range == _AVCOL_RANGE_JPEG
+    return rows[:, : frame.width], not full
 
 
 def _explain_open_failure(path: Path, exc: Exception) -> str:
@@ -323,6 +343,20 @@ class VideoSource:
             f"{self.codec}, ~{self.frame_count} frames)"
         )
 
+    def _converter(self, frame, index: int):
+        """The deferred BGR conversion of one decoded frame (run where it is first needed:
+        frames only the motion model or the tracker look at are never converted)."""
+
+        def convert():
+            try:
+                return frame.to_ndarray(format="bgr24")
+            except Exception as exc:
+                self.last_error = f"cannot convert frame to BGR ({_short(exc)})"
+                raise VideoError(f"{self._path}: decoding failed at frame {index}: "
+                                 f"{self.last_error}") from None
+
+        return convert
+
     def _fail(self, what: str) -> VideoError:
         self.last_error = what
         return VideoError(f"{self._path}: decoding failed at frame {self.frames_decoded}: {what}")
@@ -396,14 +430,12 @@ class VideoSource:
             state["last_out"] = pts_s
             if index % stride:
                 return None
-            try:
-                image = frame.to_ndarray(format="bgr24")
-            except Exception as exc:
-                raise self._fail(f"cannot convert frame to BGR ({_short(exc)})") from None
             wall = None
             if self._start_time is not None:
                 wall = self._start_time + timedelta(seconds=pts_s)
-            return Frame(index=index, pts_s=pts_s, image=image, wall_time=wall, source=self.camera)
+            luma, limited = _luma_plane(frame)
+            return Frame(index=index, pts_s=pts_s, wall_time=wall, source=self.camera,
+                         convert=self._converter(frame, index), luma=luma, luma_limited=limited)
 
         decoded = self._decoded()
         try:

@@ -301,3 +301,28 @@ def test_read_error_mid_stream_raises_video_error(mp4_clip):
             got.append(f)
     assert len(got) >= 10
     _one_line(ei.value, mp4_clip, "decoding failed at frame", "input/output error")
+
+
+def test_frames_convert_to_bgr_only_when_asked_and_carry_their_luma(mp4_clip):
+    """The reader defers the BGR conversion to first access (same pixels as converting at
+    once) and hands over the decoder's Y plane: limited range for this H.264 clip, and once
+    stretched to 0..255 within a few grey levels of the grey of the BGR image."""
+    import cv2
+
+    with open_video(mp4_clip) as src:
+        frames = list(src)
+    assert frames and not any(f.converted for f in frames)
+    f = frames[30]
+    assert (f.height, f.width) == (120, 160) and not f.converted
+    assert f.luma.shape == (120, 160) and f.luma.dtype == np.uint8 and f.grey_limited
+    with av.open(str(mp4_clip)) as c:
+        direct = [fr.to_ndarray(format="bgr24") for fr in c.decode(video=0)][30]
+    assert np.array_equal(f.image, direct) and f.converted
+    stretched = (f.luma.astype(np.float32) - 16.0) * 255.0 / 219.0
+    grey = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    assert float(np.abs(np.clip(stretched, 0, 255) - grey).mean()) < 3.0
+
+
+def test_a_frame_needs_pixels():
+    with pytest.raises(ValueError):
+        Frame(0, 0.0)
