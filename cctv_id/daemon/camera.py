@@ -231,8 +231,8 @@ class CameraWorker:
     def _handle(self, tracker: FaceTracker, frame: Frame, arrival: float, handled: int) -> None:
         self.stats.frames += 1
         if handled % self.cfg.video.detect_every == 0:
-            dets = self.detector.detect_frame(frame.image, frame.index, frame.pts_s,
-                                              tracker.predicted_boxes(frame.pts_s))
+            due, resting = tracker.search_hints(frame.pts_s, self.detector.track_search_every)
+            dets = self.detector.detect_frame(frame, frame.index, frame.pts_s, due, resting)
             dets = self.mask.filter(dets, frame.height, frame.width)
             self.stats.detected_frames += 1
             self.stats.faces += len(dets)

@@ -23,8 +23,12 @@
   except around live tracks whose faces need less to reach ``motion.native_track_px``
   (where the native pass alone is reliable): at or above it the native pass alone
   (``REDUCED_UPSCALE`` lists the reduced enlargements); changes inside such a crop (that
-  face moving) are not searched again enlarged. All crops go through one ``detect_batch`` call; boxes are mapped back to the
-  frame and merged across crops (whole before cut-by-a-crop-edge, then by score; greedy IoU
+  face moving) are not searched again enlarged. The caller may also name **resting** tracks
+  (``FaceTracker.search_hints``: confirmed, well predicted, seen on a recent round): they
+  get no crop this round and changes inside the crop they would have had are not searched
+  either (that face moving); the tracker carries them to their next round. All crops go
+  through one ``detect_batch`` call; boxes are mapped back to the frame and merged across
+  crops (whole before cut-by-a-crop-edge, then by score; greedy IoU
   ``cfg.nms_iou`` / containment suppression, as in ``TiledDetector``); what the whole
   strategy searched is marked examined (``MotionMap.mark_examined``);
 - **nothing** (no model call) when there is neither motion, nor a hint, nor (when a refresh
@@ -42,7 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..config import DetectorConfig
-from ..types import FaceDetections
+from ..types import FaceDetections, Frame
 from .base import FaceDetector, check_image
 from .motion import MotionMap, merge_boxes
 from .tiling import merge_pieces
@@ -153,6 +157,11 @@ class GatedDetector(FaceDetector):
     ) -> list[FaceDetections]:
         return self.detector.detect_batch(images, frame_indices)
 
+    @property
+    def track_search_every(self) -> int:
+        """Rounds between searches of a resting track (``FaceTracker.search_hints``)."""
+        return self.mcfg.track_search_every
+
     # -- state ------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the stream (background model, last full pass); counters are kept."""
@@ -160,9 +169,22 @@ class GatedDetector(FaceDetector):
             self.motion.reset()
         self._last_full = None
 
+    def state(self) -> dict:
+        """This camera's stream state for a checkpoint: plain arrays and numbers."""
+        m = self.motion
+        return {"last_full": self._last_full, "last_refresh": self._last_refresh,
+                "motion": None if m is None else m.state()}
+
+    def restore(self, state: dict) -> None:
+        """Continue a stream from ``state()`` (a resumed run gates as the uninterrupted one)."""
+        self._last_full = state.get("last_full")
+        self._last_refresh = float(state.get("last_refresh") or 0.0)
+        if self.motion is not None and state.get("motion") is not None:
+            self.motion.restore(state["motion"])
+
     def reset_stats(self) -> None:
         self._n = dict(frames=0, full_passes=0, roi_passes=0, empty_frames=0, crops=0,
-                       native_crops=0, scaled_crops=0, refreshes=0)
+                       native_crops=0, scaled_crops=0, refreshes=0, rested_tracks=0)
         self._roi_fraction_sum = 0.0
         self._ms = dict(total=0.0, motion=0.0, detect=0.0)
 
@@ -184,21 +206,27 @@ class GatedDetector(FaceDetector):
     # -- the gated call ---------------------------------------------------------
     def detect_frame(
         self,
-        image: np.ndarray,
+        image: np.ndarray | Frame,
         frame_index: int,
         pts_s: float,
         hints: Sequence[np.ndarray] | np.ndarray = (),
+        resting: Sequence[np.ndarray] | np.ndarray = (),
     ) -> FaceDetections:
         """Faces in ``image`` (frame ``frame_index`` at ``pts_s``), searched where there is
         motion or a hint (xyxy frame boxes where a face is expected), with periodic refreshes
-        and full passes; see the module docstring."""
+        and full passes; see the module docstring. ``resting``: predicted boxes of tracks
+        that skip this round (neither they nor motion inside their crops are searched, except
+        by a full pass). Given a ``Frame``, the motion model reads
+        its luma plane when it has one and the BGR image is asked for only when a model runs
+        (a frame with nothing to search is never converted)."""
         t0 = time.perf_counter()
-        img = check_image(image)
-        h, w = img.shape[:2]
+        frame = image if isinstance(image, Frame) else Frame(frame_index, pts_s, check_image(image))
+        h, w = frame.height, frame.width
         self._n["frames"] += 1
         mboxes = np.zeros((0, 4), np.float32)
         if self.motion is not None:
-            mboxes = self.motion.update(img)
+            mboxes = (self.motion.update(frame.luma, frame.grey_limited)
+                      if frame.luma is not None else self.motion.update(frame.image))
         t1 = time.perf_counter()
         self._ms["motion"] += (t1 - t0) * 1e3
 
@@ -212,8 +240,12 @@ class GatedDetector(FaceDetector):
         refresh_due = not full_due and pts_s - self._last_refresh >= mc.refresh_every_s
         mode, frac = "full", 1.0
         crops: list = []  # (rect, enlargement factor)
+        rested: list = []  # crops of the resting tracks, not searched
         if not full_due:
-            crops = self._plan(w, h, mboxes, hints, refresh_due)
+            none = np.zeros((0, 4), np.float32)
+            rb = np.asarray(resting, np.float32).reshape(-1, 4)
+            rested = plan_rois((w, h), none, rb, mc) if len(rb) else []
+            crops = self._plan(w, h, mboxes, hints, refresh_due, rested)
             frac = sum((r[2] - r[0]) * (r[3] - r[1]) for r, _ in crops) / float(w * h)
             if not crops:
                 mode = "empty"
@@ -222,20 +254,22 @@ class GatedDetector(FaceDetector):
 
         full_up = self.cfg.upscale
         if mode == "full":
-            out = self.detector.detect(img, frame_index)
+            out = self.detector.detect(check_image(frame.image), frame_index)
             self._last_full = self._last_refresh = pts_s
             self._n["full_passes"] += 1
-            crops, frac = [((0, 0, w, h), full_up)], 1.0
+            crops, frac, rested = [((0, 0, w, h), full_up)], 1.0, []
         elif mode == "empty":
             out = FaceDetections.empty(frame_index)
             self._n["empty_frames"] += 1
         else:
-            out = self._detect_rois(img, frame_index, crops)
+            out = self._detect_rois(check_image(frame.image), frame_index, crops)
             self._n["roi_passes"] += 1
             self._n["crops"] += len(crops)
             self._n["native_crops"] += sum(f <= 1.0 for _, f in crops)
             self._n["scaled_crops"] += sum(1.0 < f < full_up for _, f in crops)
             self._roi_fraction_sum += frac
+        if rested:
+            self._n["rested_tracks"] += len(resting)
         searched = [r for r, f in crops if f >= full_up]
         if self.motion is not None and searched:
             self.motion.mark_examined(searched)
@@ -247,7 +281,7 @@ class GatedDetector(FaceDetector):
         self._ms["total"] += (t2 - t0) * 1e3
         self.last = {"mode": mode, "rois": [r for r, _ in crops],
                      "upscale": [f for _, f in crops], "refresh": refresh_due,
-                     "roi_fraction": frac}
+                     "roi_fraction": frac, "rested": rested}
         return out
 
     def _track_upscale(self, heights: np.ndarray) -> np.ndarray:
@@ -265,8 +299,10 @@ class GatedDetector(FaceDetector):
                 out[need <= step] = step
         return out
 
-    def _plan(self, w: int, h: int, mboxes: np.ndarray, hints, refresh: bool) -> list:
-        """The crops to search and the enlargement of each: [(rect, factor)]."""
+    def _plan(self, w: int, h: int, mboxes: np.ndarray, hints, refresh: bool,
+              rested: list) -> list:
+        """The crops to search and the enlargement of each: [(rect, factor)]; ``rested``:
+        crops of resting tracks, whose changes are not searched."""
         mc = self.mcfg
         full_up = self.cfg.upscale
         hb = np.asarray(hints, np.float32).reshape(-1, 4) if len(hints) else np.zeros((0, 4))
@@ -275,10 +311,12 @@ class GatedDetector(FaceDetector):
         reduced = [(r, float(f)) for f in sorted(set(ups.tolist()) - {full_up})
                    for r in plan_rois((w, h), none, hb[ups == f], mc)]
         search = mboxes
-        if reduced or refresh:
+        if reduced or refresh or rested:
             # changes inside a larger face's crop are that face moving: its own crop covers
-            # them; everything else is searched with the whole strategy
-            search = self.motion.regions(exclude=[r for r, _ in reduced], unexamined=refresh)
+            # them (or, resting, its next round does); everything else is searched with the
+            # whole strategy
+            search = self.motion.regions(exclude=[r for r, _ in reduced] + list(rested),
+                                         unexamined=refresh)
         crops = [(r, full_up) for r in plan_rois((w, h), search, hb[ups == full_up], mc)]
         for r, f in reduced:
             if not any(g > f and _covers(q, r) for q, g in crops + reduced):

@@ -1,6 +1,7 @@
 """Where a fixed camera's picture changed: a cheap running-average background model.
 
-``MotionMap.update(image)`` works on a grey, lightly blurred copy of the frame scaled down to
+``MotionMap.update(image)`` works on a grey, lightly blurred copy of the frame (from the BGR
+image, or straight from the decoder's luma plane: no colour conversion) scaled down to
 ``MotionConfig.analysis_width`` (320 px: a 1080p frame is reduced 6x), compares it with a
 running average of past frames (``cv2.accumulateWeighted``, ``learning_rate``), thresholds the
 absolute difference (``threshold`` grey levels), dilates the mask once and returns the
@@ -36,6 +37,7 @@ from ..config import MotionConfig
 __all__ = ["MotionMap", "merge_boxes"]
 
 FG_RATE = 0.25  # learning-rate factor for pixels currently marked as changed
+LIMITED_GAIN = 255.0 / 219.0  # limited-range luma (16..235) to full-range grey
 
 
 def merge_boxes(boxes: np.ndarray, gap: float = 0.0, max_waste: float | None = 0.25) -> np.ndarray:
@@ -103,7 +105,20 @@ class MotionMap:
         self._changed = None
         self._search = None
 
-    def _analysis(self, image: np.ndarray) -> np.ndarray:
+    def state(self) -> dict:
+        """What the next ``update`` depends on (background, examined reference, geometry)."""
+        return {"bg": None if self._bg is None else self._bg.copy(),
+                "ref": None if self._ref is None else self._ref.copy(),
+                "frame_hw": self._frame_hw, "scale": self._scale}
+
+    def restore(self, state: dict) -> None:
+        self.reset()
+        self._bg, self._ref = state.get("bg"), state.get("ref")
+        hw = state.get("frame_hw")
+        self._frame_hw = None if hw is None else (int(hw[0]), int(hw[1]))
+        self._scale = tuple(state.get("scale") or (1.0, 1.0))
+
+    def _analysis(self, image: np.ndarray, limited: bool = False) -> np.ndarray:
         h, w = image.shape[:2]
         aw = max(1, min(int(self.cfg.analysis_width), w))
         ah = max(1, int(round(h * aw / w)))
@@ -115,14 +130,18 @@ class MotionMap:
         else:
             small = cv2.resize(image, (aw, ah), interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        if limited:  # "TV" luma (16..235) stretched to full range: thresholds mean the same
+            grey = cv2.convertScaleAbs(grey, alpha=LIMITED_GAIN, beta=-16.0 * LIMITED_GAIN)
         # a light blur: sensor noise and compression blocks are not motion
         return cv2.GaussianBlur(grey, (3, 3), 0)
 
-    def update(self, image: np.ndarray) -> np.ndarray:
-        """Changed regions of ``image`` (uint8 BGR) as (N, 4) float32 xyxy full-frame boxes."""
+    def update(self, image: np.ndarray, limited: bool = False) -> np.ndarray:
+        """Changed regions of ``image`` as (N, 4) float32 xyxy full-frame boxes. ``image``
+        is uint8 BGR or a grey (H, W) plane - a decoder's luma, ``limited`` when it is
+        limited-range (16..235) video luma."""
         t0 = time.perf_counter()
         h, w = image.shape[:2]
-        grey = self._analysis(image)
+        grey = self._analysis(image, limited)
         self.grey = grey
         if self._bg is None or self._frame_hw != (h, w):
             self._bg = grey.astype(np.float32)

@@ -8,9 +8,9 @@ run is closed as completed, failed (with the reason) or interrupted.
 
 Crash safety. Every ``checkpoint_every_s`` of video (and whenever finished tracks are
 stored) one transaction commits the finished tracks and their hits, the run's progress and
-a checkpoint: the last fully handled frame and the tracker's state (live tracks with their
-best samples). Evidence crops are written under a temporary name first and renamed only
-after that commit. Re-running the same source with the same models, configuration, start
+a checkpoint: the last fully handled frame, the tracker's state (live tracks with their
+best samples) and the gated detector's stream state (background model, what it examined).
+Evidence crops are written under a temporary name first and renamed only after that commit. Re-running the same source with the same models, configuration, start
 time and watchlist resumes a crashed or interrupted run from its checkpoint: frames up to it
 are decoded but skipped, the tracker continues from its saved state, so the resumed run
 yields the same tracks and hits as an uninterrupted one; unique keys make replayed writes
@@ -34,7 +34,7 @@ from ..config import AppConfig, public_config
 from ..errors import CctvIdError, StoreError, VideoError
 from ..liveness import pid_alive
 from ..store.records import Checkpoint
-from ..track.state import dump_tracker, load_tracker
+from ..track.state import dump_tracker, load_checkpoint
 from ..track.tracker import FaceTracker
 from ..types import Track, TrackDecision
 from ..video.source import file_sha256, open_video
@@ -141,7 +141,10 @@ class ArchiveJob:
                 return summary
             fps = source.fps or 25.0
             if checkpoint is not None:
-                tracker = load_tracker(checkpoint.state, self.cfg.tracker, fps, self.camera)
+                tracker, gating = load_checkpoint(checkpoint.state, self.cfg.tracker, fps,
+                                                  self.camera)
+                if gating is not None and hasattr(self.detector, "restore"):
+                    self.detector.restore(gating)
                 summary.resumed_from_frame = checkpoint.frame_index
                 skip_to = checkpoint.frame_index
             else:
@@ -208,12 +211,16 @@ class ArchiveJob:
         )
         return run_id, camera_id, None, False
 
+    def _detector_state(self) -> dict | None:
+        """The gated detector's stream state for a checkpoint (None for a plain detector)."""
+        return self.detector.state() if hasattr(self.detector, "state") else None
+
     def _detect(self, frame, tracker):
         """Detections for one frame: motion-gated around changes and live tracks when the
         detector supports it (``GatedDetector``), else a full pass."""
         if hasattr(self.detector, "detect_frame"):
-            return self.detector.detect_frame(frame.image, frame.index, frame.pts_s,
-                                              tracker.predicted_boxes(frame.pts_s))
+            due, resting = tracker.search_hints(frame.pts_s, self.detector.track_search_every)
+            return self.detector.detect_frame(frame, frame.index, frame.pts_s, due, resting)
         return self.detector.detect(frame.image, frame.index)
 
     def _loop(self, source, video_path, run_id, camera_id, tracker, skip_to, summary):
@@ -281,7 +288,8 @@ class ArchiveJob:
     def _submit(self, worker, run_id, camera_id, tracks, summary, frame, tracker):
         """Queue finished tracks with a checkpoint taken now (the tracker's state at this
         frame), so the worker commits exactly what a resume from this frame expects."""
-        checkpoint = Checkpoint(frame.index, frame.pts_s, dump_tracker(tracker))
+        checkpoint = Checkpoint(frame.index, frame.pts_s,
+                                dump_tracker(tracker, self._detector_state()))
         progress = (summary.frames, frame.index)
         tracks = list(tracks)
         worker.submit(lambda: self._commit(run_id, camera_id, tracks, summary, checkpoint,
@@ -293,7 +301,8 @@ class ArchiveJob:
         checkpoint = progress = None
         if at is not None and at[0] is not None:
             frame, tracker = at
-            checkpoint = Checkpoint(frame.index, frame.pts_s, dump_tracker(tracker))
+            checkpoint = Checkpoint(frame.index, frame.pts_s,
+                                dump_tracker(tracker, self._detector_state()))
             progress = (summary.frames, frame.index)
         self._commit(run_id, camera_id, tracks, summary, checkpoint, progress)
 

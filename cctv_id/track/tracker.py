@@ -43,6 +43,10 @@ _INF = 1e6
 MAX_TRAJECTORY_POINTS = 600  # per track; longer tracks are thinned evenly
 CONTEXT_LONG_SIDE = 960  # px: context frames are downscaled to at most this long side
 CONTEXT_JPEG_QUALITY = 85
+# a track may skip detection rounds (``search_hints(every > 1)``) once it has this many
+# detections and its last one was within REST_MAX_RESIDUAL face heights of the prediction
+REST_MIN_DETECTIONS = 3
+REST_MAX_RESIDUAL = 0.5
 
 
 def encode_context(image: np.ndarray, frame_index: int, long_side: int = CONTEXT_LONG_SIDE,
@@ -86,6 +90,10 @@ class _LiveTrack:
     traj_tail: tuple | None = None
     best_quality: float = -1.0
     context: ContextFrame | None = None
+    # how well the motion model predicted the last sighting (distance / face height) and the
+    # detection round it came in (``FaceTracker.search_hints`` lets such a track rest)
+    residual: float = float("inf")
+    last_round: int = 0
 
     def add_point(self, frame_index: int, box) -> None:
         point = (int(frame_index), *(round(float(v), 2) for v in box[:4]))
@@ -104,7 +112,8 @@ class _LiveTrack:
     def upgrade(self) -> None:
         """Fill what a checkpoint written before these fields existed lacks."""
         for name, value in (("traj", []), ("traj_step", 1), ("traj_count", 0),
-                            ("traj_tail", None), ("context", None)):
+                            ("traj_tail", None), ("context", None),
+                            ("residual", float("inf")), ("last_round", 0)):
             self.__dict__.setdefault(name, value)
         if "best_quality" not in self.__dict__:
             self.best_quality = max((q for q, _, _ in self.samples), default=-1.0)
@@ -117,9 +126,11 @@ class _LiveTrack:
 class FaceTracker:
     """Online tracker. Feed frames in order with ``update``; collect finished tracks.
 
-    ``update(frame, detections)`` handles a frame the detector ran on; ``advance(frame)``
-    handles a frame it skipped (tracks are carried by prediction and may time out).
-    Both return the tracks that are finished for good. ``flush()`` ends everything.
+    ``update(frame, detections)`` handles a frame the detector ran on (a detection round);
+    ``advance(frame)`` handles a frame it skipped (tracks are carried by prediction and may
+    time out). Both return the tracks that are finished for good. ``flush()`` ends
+    everything. A track the round did not search (``search_hints``) is simply not seen in
+    it, as on a skipped frame: only time since its last sighting ends a track.
     """
 
     def __init__(self, cfg: TrackerConfig, fps: float, camera: str = "",
@@ -134,6 +145,7 @@ class FaceTracker:
         self._next_id = 1
         self._next_seq = 0
         self.n_relinked = 0
+        self._round = 0  # detection rounds (update calls) so far
 
     # ------------------------------------------------------------------ public API
     @property
@@ -146,6 +158,7 @@ class FaceTracker:
         return len(self._live) + len(self._closing)
 
     def update(self, frame: Frame, dets: FaceDetections) -> list[Track]:
+        self._round += 1
         finished = self._expire(frame.pts_s)
         det_centers = dets.centers
         det_heights = dets.heights
@@ -192,6 +205,20 @@ class FaceTracker:
             boxes.append([cx - 0.45 * h, cy - 0.5 * h, cx + 0.45 * h, cy + 0.5 * h])
         return np.asarray(boxes, np.float32).reshape(-1, 4)
 
+    def search_hints(self, pts_s: float, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The predicted boxes at ``pts_s`` split for the next detection round: (due,
+        resting). With ``every`` > 1 a confirmed track (``REST_MIN_DETECTIONS``) whose last
+        sighting was where it was predicted (``REST_MAX_RESIDUAL``) rests until ``every``
+        rounds have passed since that sighting, so it is searched on every ``every``-th round
+        while it stays predictable; any other track is due on every round."""
+        boxes = self.predicted_boxes(pts_s)
+        upcoming = self._round + 1
+        rest = np.array([
+            every > 1 and t.n_detections >= REST_MIN_DETECTIONS
+            and t.residual <= REST_MAX_RESIDUAL and upcoming - t.last_round < every
+            for t in self._live], bool)
+        return boxes[~rest], boxes[rest]
+
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
         """Everything needed to continue exactly where this tracker is (see track/state.py)."""
@@ -201,6 +228,7 @@ class FaceTracker:
             "next_id": self._next_id,
             "next_seq": self._next_seq,
             "n_relinked": self.n_relinked,
+            "round": self._round,
         }
 
     def restore(self, state: dict) -> None:
@@ -211,6 +239,7 @@ class FaceTracker:
         self._next_id = int(state["next_id"])
         self._next_seq = int(state["next_seq"])
         self.n_relinked = int(state["n_relinked"])
+        self._round = int(state.get("round", 0))
 
     # ------------------------------------------------------------------ internals
     def _take_id(self) -> int:
@@ -261,6 +290,8 @@ class FaceTracker:
         center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
         face_px = float(box[3] - box[1])
         if not first:
+            miss = float(np.linalg.norm(center - t.predicted_center(frame.pts_s)))
+            t.residual = miss / max(t.face_px, 1.0)
             dt = frame.pts_s - t.last_pts_s
             if dt > 0:
                 v = (center - t.center) / dt
@@ -268,6 +299,7 @@ class FaceTracker:
         t.center = center
         t.face_px = 0.3 * t.face_px + 0.7 * face_px if not first else face_px
         t.last_frame, t.last_pts_s, t.last_wall_time = frame.index, frame.pts_s, frame.wall_time
+        t.last_round = self._round
         t.n_detections += 1
         t.max_face_px = max(t.max_face_px, face_px)
         t.ended_pts_s = None

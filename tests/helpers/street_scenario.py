@@ -76,14 +76,19 @@ def center(box) -> tuple[float, float]:
     return ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
 
 
-def detection_recall(truth: GroundTruth, detections_by_frame: dict, bands=DETECTION_BANDS
-                     ) -> dict[str, tuple[int, int]]:
+def detection_recall(truth: GroundTruth, detections_by_frame: dict, bands=DETECTION_BANDS,
+                     unsearched: dict | None = None) -> dict[str, tuple[int, int]]:
     """Per band: (found, total) ground-truth faces, a face counting as found when a detection's
-    centre lies inside its box and the detection's box holds the face's centre."""
+    centre lies inside its box and the detection's box holds the face's centre. Faces whose
+    centre lies in one of ``unsearched[frame]``'s rectangles (crops of tracks that rested in
+    that detection round) are not counted: recall on the frames the detector searched them."""
     out = {f"{lo}-{hi}": [0, 0] for lo, hi in bands}
+    unsearched = unsearched or {}
     for index, dets in detections_by_frame.items():
         for face in truth.faces_at(index):
             if face.visible < 0.9:
+                continue
+            if any(box_contains(r, center(face.box)) for r in unsearched.get(index, ())):
                 continue
             key = next((f"{lo}-{hi}" for lo, hi in bands if lo <= face.face_px < hi), None)
             if key is None:

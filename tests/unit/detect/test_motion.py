@@ -7,10 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cctv_id.config import DetectorConfig, MotionConfig
+from cctv_id.config import DetectorConfig, MotionConfig, TrackerConfig
 from cctv_id.detect import build_detector
 from cctv_id.detect.gated import MIN_ROI, ROI_ROUND, GatedDetector, plan_rois
 from cctv_id.detect.motion import MotionMap, merge_boxes
+from cctv_id.types import Frame
 from cctv_id.video.synth import FaceActor, generated_background, render_actor
 
 FPS = 10.0
@@ -194,6 +195,20 @@ def test_still_face_kept_by_hints_and_not_searched_again_while_nothing_changes(
     assert [i for i, h in enumerate(hit) if h] == [0]
     assert bare.stats["empty_frames"] == 40 and bare.stats["refreshes"] == 2
 
+    # given Frames, motion reads their luma and a frame with nothing to search is never
+    # converted to BGR
+    lazy = GatedDetector(detector, cfg)
+    converted = []
+    for i, img in enumerate(frames):
+        frame = Frame(i, i / FPS, convert=lambda img=img: img,
+                      luma=cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+        det = lazy.detect_frame(frame, i, i / FPS)
+        converted.append(frame.converted)
+        if i == 0:
+            assert any(contains(b, centre) for b in det.boxes)
+    assert converted == [True] + [False] * 40
+    assert lazy.stats["empty_frames"] == 40
+
     # the complete pass is the safety net, at full_pass_every_s
     every2 = GatedDetector(detector, DetectorConfig(motion=MotionConfig(full_pass_every_s=2.0)))
     dets = _run(every2, frames, use_hints=False)
@@ -298,7 +313,9 @@ def street(tmp_path_factory, celeba_dir, vtest_path):
     return sc, frames
 
 
-def test_gated_recall_matches_full_detection_on_the_street_clip(detector, street):
+@pytest.mark.parametrize("given", ["image", "frame"])
+def test_gated_recall_matches_full_detection_on_the_street_clip(detector, street, given):
+    """Also when given the decoded Frames (motion then works on their luma plane)."""
     import street_scenario
 
     sc, frames = street
@@ -307,7 +324,9 @@ def test_gated_recall_matches_full_detection_on_the_street_clip(detector, street
     gated = GatedDetector(detector, cfg)
     out, prev = {}, np.zeros((0, 4), np.float32)
     for f in frames:  # tracker hints simulated by the previous frame's detections
-        out[f.index] = gated.detect_frame(f.image, f.index, f.pts_s, hints=prev)
+        assert f.luma is not None
+        out[f.index] = gated.detect_frame(f.image if given == "image" else f, f.index,
+                                          f.pts_s, hints=prev)
         prev = out[f.index].boxes
     r_full = street_scenario.detection_recall(sc.truth, full)
     r_gated = street_scenario.detection_recall(sc.truth, out)
@@ -322,3 +341,73 @@ def test_gated_recall_matches_full_detection_on_the_street_clip(detector, street
     assert st["frames"] == len(frames)
     assert st["full_passes"] < len(frames)
     assert st["roi_passes"] > 0
+
+
+def _tracked_run(detector, frames, every: int):
+    """Gated detection fed by a real tracker's hints, as the archive job runs it."""
+    from cctv_id.track.tracker import FaceTracker
+
+    gated = GatedDetector(detector, DetectorConfig(motion=MotionConfig(track_search_every=every)))
+    tracker = FaceTracker(TrackerConfig(), FPS)
+    found, rested, tracks = {}, {}, []
+    for f in frames:
+        due, resting = tracker.search_hints(f.pts_s, gated.track_search_every)
+        found[f.index] = gated.detect_frame(f, f.index, f.pts_s, due, resting)
+        rested[f.index] = gated.last["rested"]
+        tracks += tracker.update(f, found[f.index])
+    return gated, found, rested, tracks + tracker.flush()
+
+
+def test_resting_tracks_wait_for_their_round_without_losing_faces(detector, street):
+    """With ``track_search_every`` 2 a confirmed, predictable track's crop (and the motion
+    inside it) is searched on every 2nd round: less to search, the same recall on the
+    rounds that searched each face, the same people tracked."""
+    import street_scenario
+
+    sc, frames = street
+    every, found_all, rested_all, tracks_all = _tracked_run(detector, frames, 1)
+    rest, found, rested, tracks = _tracked_run(detector, frames, 2)
+    assert every.stats["rested_tracks"] == 0 and not any(rested_all.values())
+    assert rest.stats["rested_tracks"] > 20
+    # less searched: the area of the crops (the busy street keeps other motion searched)
+    assert (rest.stats["roi_area_fraction_sum"]
+            < 0.8 * every.stats["roi_area_fraction_sum"]), (rest.stats, every.stats)
+    r_all = street_scenario.detection_recall(sc.truth, found_all)
+    r_rest = street_scenario.detection_recall(sc.truth, found, unsearched=rested)
+    print(f"\nrecall every round {r_all}\nrecall on searched rounds {r_rest}")
+    for band, (hit, total) in r_all.items():
+        if total:
+            assert r_rest[band][1] > 0.3 * total  # most faces were searched on some rounds
+            assert r_rest[band][0] / r_rest[band][1] >= hit / total - 0.05, (band, r_all, r_rest)
+
+    def long_tracks(ts):
+        return sorted(round(float(t.best[0].box[1])) // 40 for t in ts if t.n_detections >= 5)
+
+    # the same faces become tracks (compared by where their best shot lies, coarsely)
+    assert abs(len(long_tracks(tracks)) - len(long_tracks(tracks_all))) <= 1
+
+
+def test_gating_state_from_a_checkpoint_continues_the_stream_exactly(detector, street):
+    """A detector restored from a checkpoint's state (as a resumed run gets it) searches
+    the same places and finds the same faces as the one that never stopped."""
+    from cctv_id.track.state import dump_tracker, load_checkpoint
+    from cctv_id.track.tracker import FaceTracker
+
+    _, frames = street
+    frames = frames[:36]
+    whole = GatedDetector(detector, DetectorConfig())
+    first = GatedDetector(detector, DetectorConfig())
+    prev = np.zeros((0, 4), np.float32)
+    for f in frames[:18]:
+        prev = whole.detect_frame(f, f.index, f.pts_s, hints=prev).boxes
+        first.detect_frame(f, f.index, f.pts_s, hints=prev)
+    blob = dump_tracker(FaceTracker(TrackerConfig(), FPS), first.state())
+    resumed = GatedDetector(detector, DetectorConfig())
+    resumed.restore(load_checkpoint(blob, TrackerConfig(), FPS)[1])
+    for f in frames[18:]:
+        a = whole.detect_frame(f, f.index, f.pts_s, hints=prev)
+        b = resumed.detect_frame(f, f.index, f.pts_s, hints=prev)
+        assert whole.last == resumed.last
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        prev = a.boxes
+    assert resumed.stats["full_passes"] == 0  # no fresh start: the stream just went on

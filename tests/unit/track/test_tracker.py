@@ -136,3 +136,36 @@ def test_snapshot_reports_long_live_tracks_without_ending_them():
     final = tracker.flush()
     assert [t.track_id for t in final] == sorted(t.track_id for t in final)
     assert long_ones[0].track_id in {t.track_id for t in final}
+
+
+def _searched_rounds(every: int, step=lambda i: (100 + 6 * i, 300), rounds: int = 14):
+    """Rounds on which the tracker's one face was due (searched); it is detected then."""
+    tracker = FaceTracker(TrackerConfig(), FPS)
+    due_rounds = []
+    for i in range(rounds):
+        due, resting = tracker.search_hints(i / FPS, every)
+        assert len(due) + len(resting) == tracker.live_tracks
+        searched = i == 0 or len(due) == 1
+        if searched:
+            due_rounds.append(i)
+        tracker.update(_frame(i), _dets(i, [(*step(i), 20)] if searched else []))
+    return due_rounds, tracker
+
+
+def test_search_hints_let_a_predictable_track_rest_between_its_rounds():
+    # every round while it is young; once confirmed (3 detections) and where it was
+    # predicted, on every 2nd (every 3rd) round
+    assert _searched_rounds(1)[0] == list(range(14))
+    assert _searched_rounds(2)[0] == [0, 1, 2, 4, 6, 8, 10, 12]
+    assert _searched_rounds(3)[0] == [0, 1, 2, 5, 8, 11]
+    # a face that turns round is seen off its prediction (round 10): searched on the next
+    # round too, and rests again once its sightings fit the prediction
+    turn = lambda i: (100 + 6 * min(i, 8) - 6 * max(0, i - 8), 300)  # noqa: E731
+    rounds, turned = _searched_rounds(2, step=turn)
+    assert rounds == [0, 1, 2, 4, 6, 8, 10, 11, 13] and turned.open_tracks == 1
+    # the round count travels in the tracker's state (a resumed run rests the same tracks)
+    _, tracker = _searched_rounds(2, rounds=5)
+    again = FaceTracker(TrackerConfig(), FPS)
+    again.restore(tracker.state())
+    for a, b in zip(tracker.search_hints(0.5, 2), again.search_hints(0.5, 2)):
+        np.testing.assert_array_equal(a, b)
