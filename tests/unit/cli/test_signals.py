@@ -13,6 +13,15 @@ from cctv_id.cli.signals import StopSignals
 REPO = Path(__file__).resolve().parents[3]
 
 
+def _exits_128_plus_sigint(script: str, says: str) -> None:
+    """Run ``script`` in a child Python: it must exit 130 with ``says`` and no traceback."""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr
+    assert says in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_handlers_are_restored_after_a_job_that_was_not_signalled():
     before = signal.getsignal(signal.SIGINT)
     stopper = StopSignals(lambda: None)
@@ -35,11 +44,7 @@ def test_second_signal_after_the_job_stopped_still_quits_with_128_plus_signal():
         "os.kill(os.getpid(), signal.SIGINT)\n"
         "time.sleep(5)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
-    assert proc.returncode == 128 + signal.SIGINT, proc.stderr
-    assert "stopped at once (second signal)" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    _exits_128_plus_sigint(script, "stopped at once (second signal)")
 
 
 def test_second_signal_while_the_interrupted_command_exits_still_gives_128_plus_signal():
@@ -65,8 +70,4 @@ def test_second_signal_while_the_interrupted_command_exits_still_gives_128_plus_
         "    raise RunInterrupted('run 1 interrupted', s.signum)\n"
         "m.main(['stop-test'])\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
-    assert proc.returncode == 128 + signal.SIGINT, proc.stderr
-    assert "error: run 1 interrupted" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    _exits_128_plus_sigint(script, "error: run 1 interrupted")
