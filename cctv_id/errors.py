@@ -43,10 +43,18 @@ class NotFoundError(CctvIdError):
     exit_code = 6
 
 
-class RunInterrupted(CctvIdError):
+class StoppedOnSignal(CctvIdError):
+    """A command stopped on SIGINT/SIGTERM after saving its work; the CLI leaves with
+    ``exit_code`` without Python's shutdown, so a further signal cannot kill it midway."""
+
+    def __init__(self, message: str = "", exit_code: int = 0):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class RunInterrupted(StoppedOnSignal):
     """A run stopped on SIGINT/SIGTERM after committing its checkpoint (resumable)."""
 
     def __init__(self, message: str, signum: int | None = None):
-        super().__init__(message)
         # 128 + signal number, the shell's convention: 130 for SIGINT, 143 for SIGTERM
-        self.exit_code = 128 + (signum or 2)
+        super().__init__(message, 128 + (signum or 2))

@@ -14,7 +14,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import CctvIdError, RunInterrupted
+from ..errors import CctvIdError, StoppedOnSignal
 from .context import AppContext
 
 
@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
-    except RunInterrupted as exc:
-        click.echo(f"error: {exc}", err=True)
+    except StoppedOnSignal as exc:
+        if str(exc):
+            click.echo(f"error: {exc}", err=True)
         _exit_now(exc.exit_code)
     except CctvIdError as exc:
         if debug:
@@ -113,10 +114,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_now(code: int) -> None:
-    """Leave without the interpreter's shutdown, after a run stopped on a signal.
+    """Leave without the interpreter's shutdown, after a command stopped on a signal.
 
-    The run's checkpoint is committed and the command's context (database engine) closed by
-    then. Python's shutdown puts the default signal handlers back and can take a while with
+    The command's work is saved (a run's checkpoint committed, the monitor's open tracks
+    stored) and its context (database engine) closed by then. Python's shutdown puts the default signal handlers back and can take a while with
     torch loaded, so a second Ctrl-C landing in it would kill the process by the signal
     instead of the documented 128 + signal exit; skipping it keeps that promise.
     """

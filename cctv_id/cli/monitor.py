@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 
 import click
 
@@ -33,7 +32,8 @@ def monitor(app, cameras: tuple[str, ...], preset: str | None, http_port: int | 
       alerts: {webhook_url: "https://alerts.example/hook", cooldown_s: 60}
     Each camera reconnects on its own (backoff with jitter, stall watchdog); SIGTERM or
     Ctrl-C stops the readers, stores open tracks and exits 0. Credentials are never logged
-    or stored. Exit codes: 0 stopped cleanly, 2 bad configuration.
+    or stored. Exit codes: 0 stopped cleanly, 2 bad configuration, 130/143 a second
+    SIGINT/SIGTERM (quit at once; what was stored stays).
     """
     over: dict = {}
     if http_port is not None:
@@ -50,21 +50,16 @@ def monitor(app, cameras: tuple[str, ...], preset: str | None, http_port: int | 
 
     select_cameras(cfg, list(cameras))  # a bad camera list fails before models load
     configure_daemon_logging(cfg.monitor.log_format, app.debug)
+    from ..errors import StoppedOnSignal
+    from .signals import StopSignals
+
     service = MonitorService(app, list(cameras))
-    stops = {"n": 0}
-
-    def on_signal(signum, _frame):
-        stops["n"] += 1
-        if stops["n"] > 1:
-            os._exit(128 + signum)  # second signal: leave at once (results so far are stored)
-        service.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    # a second signal leaves at once (results so far are stored)
+    stopper = StopSignals(service.stop, announce=None)  # the service logs its own stop
+    with stopper.installed():
         service.run(duration_s=duration, http=not no_http)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    if stopper.signum is not None:
+        raise StoppedOnSignal(exit_code=0)  # the documented clean stop, safe from a late signal
 
 
 COMMANDS = [monitor]

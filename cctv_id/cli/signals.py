@@ -1,8 +1,8 @@
-"""Graceful stop on SIGINT/SIGTERM for long jobs.
+"""Graceful stop on SIGINT/SIGTERM for long jobs (``process``, ``monitor``).
 
-The first signal asks the job to stop at the next frame boundary (it then commits its
-checkpoint and marks the run interrupted); a second one exits at once with 128 + signal
-number. Exiting at once is still consistent: every database write is a transaction, and
+The first signal asks the job to stop (``process`` at the next frame boundary: it then
+commits its checkpoint and marks the run interrupted; ``monitor`` stops its readers and
+stores open tracks); a second one exits at once with 128 + signal number. Exiting at once is still consistent: every database write is a transaction, and
 crops are published only after their transaction commits.
 """
 
@@ -14,9 +14,17 @@ import signal
 import sys
 
 
+STOPPING_WITH_CHECKPOINT = "stopping at the next frame and saving a checkpoint"
+
+
 class StopSignals:
-    def __init__(self, on_first):
+    """Calls ``on_first`` on the first SIGINT/SIGTERM (after writing ``announce`` to stderr,
+    unless it is None: a daemon logs its own stop); exits at once with 128 + signal on the
+    next one, also after the job has stopped."""
+
+    def __init__(self, on_first, announce: str | None = STOPPING_WITH_CHECKPOINT):
         self.on_first = on_first
+        self.announce = announce
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -27,9 +35,9 @@ class StopSignals:
             os._exit(128 + signum)
         self.signum = signum
         name = signal.Signals(signum).name
-        sys.stderr.write(f"\n{name}: stopping at the next frame and saving a checkpoint "
-                         "(send it again to quit at once)\n")
-        sys.stderr.flush()
+        if self.announce:
+            sys.stderr.write(f"\n{name}: {self.announce} (send it again to quit at once)\n")
+            sys.stderr.flush()
         self.on_first()
 
     @contextlib.contextmanager

@@ -39,7 +39,8 @@ def test_monitor_configuration_errors(tmp_path):
     assert "hookpw" not in proc.stderr
 
 
-def test_unreachable_camera_retries_and_stops_cleanly(tmp_path):
+def _unreachable_camera_config(tmp_path):
+    """(config file, database file, port): one camera on a loopback port nobody listens on."""
     import socket
 
     with socket.socket() as s:
@@ -53,6 +54,11 @@ def test_unreachable_camera_retries_and_stops_cleanly(tmp_path):
         "cameras": {"gate": {"url": f"rtsp://admin:camPW77@127.0.0.1:{port}/s",
                              "stream": {"backoff_initial_s": 0.2, "backoff_max_s": 0.5}}},
     }))
+    return conf, db_path, port
+
+
+def test_unreachable_camera_retries_and_stops_cleanly(tmp_path):
+    conf, db_path, port = _unreachable_camera_config(tmp_path)
     proc = cli("--config", str(conf), "monitor", "--duration", "4", "--log-format", "json")
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(ln) for ln in proc.stderr.splitlines() if ln.startswith("{")]
@@ -66,3 +72,42 @@ def test_unreachable_camera_retries_and_stops_cleanly(tmp_path):
     con.close()
     assert status == "completed" and "camPW77" not in config
     assert source == f"rtsp://***:***@127.0.0.1:{port}/s"
+
+
+def test_ctrl_c_pressed_on_while_the_monitor_exits_never_kills_it_by_the_signal(tmp_path):
+    """A first SIGINT stops the monitor; more of them, sent while it is on its way out (after
+    its "stopped" event: storing done, Python about to shut down with torch loaded), must
+    still end in the documented exit codes (0 clean stop, 130 second signal), never in death
+    by the signal with the run left open."""
+    import contextlib
+    import signal
+    import time
+
+    conf, db_path, _ = _unreachable_camera_config(tmp_path)
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "cctv_id.cli.main", "--config", str(conf),
+                                 "monitor", "--log-format", "json"], stderr=err)
+    try:
+        deadline = time.monotonic() + 240
+        while '"stream_error"' not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        while '"stopped"' not in log.read_text() and proc.poll() is None:
+            time.sleep(0.005)
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode in (0, 130), (proc.returncode, text)
+    assert "Traceback" not in text
+    con = sqlite3.connect(db_path)
+    (status,), = con.execute("SELECT status FROM runs").fetchall()
+    con.close()
+    assert status == "completed"
