@@ -8,7 +8,8 @@ no BLAS, so its thread setting may change nothing. With a GPU, the port on CUDA 
 autocast, channels_last) is added, at batch 256 too. Chips are random pixels: the time does
 not depend on content. With more than one thread the port is also run with
 ``OMP_WAIT_POLICY=PASSIVE`` ("torch-passive"): on a CPU shared with other busy processes,
-OpenMP's default spin-waiting makes 2 threads far slower than 1.
+OpenMP's default spin-waiting makes 2 threads far slower than 1. "torch-bf16" is the port
+under CPU bfloat16 autocast (worth it only on CPUs with bf16 units: AVX512-BF16 / AMX).
 
     python bench/teacher_speed.py [--threads 1 2] [--batches 1 16 64] [--seconds 2]
 
@@ -62,12 +63,20 @@ def worker(engine: str, threads: int, batches: list[int], seconds: float) -> dic
     else:
         from cctv_id.recognize.dlib_torch import DlibTorchEncoder
 
-        parts = engine.split("-")  # torch | torch-passive | torch-cuda-fp32 | torch-cuda-fp16
-        if parts[-1] == "passive":
+        parts = engine.split("-")  # torch | torch-passive | torch-bf16 | torch-cuda-fp32 | -fp16
+        bf16 = parts[-1] == "bf16"
+        if parts[-1] in ("passive", "bf16"):
             parts = ["torch"]
         opts = {"threads": threads, "device": parts[1] if len(parts) > 1 else "cpu", "fp16": parts[-1] == "fp16"}
         enc = DlibTorchEncoder(RecognizerConfig(backend="dlib-torch", batch_size=max(batches), options=opts))
         forward = enc._forward
+        if bf16:  # the port's forward under CPU bfloat16 autocast (its own autocast is CUDA's)
+            from cctv_id.recognize.models.dlib_resnet_torch import preprocess
+
+            def forward(chips):  # noqa: E306
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    x = preprocess(chips, device=enc.device, memory_format=torch.channels_last)
+                    return enc._model(x).float().numpy()
         if enc.device.type == "cuda":
             def forward(chips, _f=enc._forward):  # noqa: E306 - include the sync in the time
                 out = _f(chips)
@@ -110,7 +119,7 @@ def main() -> None:
     print(header)
     rows: dict[tuple[str, int], dict[int, float]] = {}
     for threads in args.threads:
-        for engine in ("dlib", "torch") + (("torch-passive",) if threads > 1 else ()):
+        for engine in ("dlib", "torch", "torch-bf16") + (("torch-passive",) if threads > 1 else ()):
             rows[(engine, threads)] = r = _run(engine, threads, args.batches, args.seconds)
             print(f"{engine:<18}{threads:>8}" + "".join(f"{r[b]:>10.1f}" for b in args.batches), flush=True)
     print("\nspeed-up over dlib at the same thread count")
