@@ -115,14 +115,26 @@ class RtspServer:
         self.started_at: float | None = None  # time.monotonic() when READY came
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self, timeout: float = 30) -> RtspServer:
+    def start(self, timeout: float = 30, attempts: int = 2) -> RtspServer:
+        """Start the server and wait for READY. A start that fails (GStreamer's encoding
+        pipeline has been seen to hang once in a while on a loaded machine) is retried, on a
+        fresh port when none was given; the error names every attempt's log."""
         if self.running:
             raise RuntimeError(f"RTSP server already running on port {self.port}")
         for path in self.mounts.values():
             if not path.is_file():
                 raise FileNotFoundError(path)
-        if self.port is None:
-            self.port = free_port()
+        chosen = self.port
+        failures = []
+        for _ in range(attempts):
+            self.port = chosen if chosen is not None else free_port()
+            try:
+                return self._start_once(timeout)
+            except RuntimeError as exc:
+                failures.append(str(exc))
+        raise RuntimeError("\n".join(f"attempt {i + 1}: {f}" for i, f in enumerate(failures)))
+
+    def _start_once(self, timeout: float) -> RtspServer:
         cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port)]
         for name, path in self.mounts.items():
             cmd += ["--mount", f"{name}={path}"]
@@ -143,6 +155,8 @@ class RtspServer:
             while not line.endswith(b"\n"):
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    proc.send_signal(signal.SIGUSR1)  # the server dumps its threads' stacks
+                    time.sleep(1.0)
                     self.kill()
                     raise RuntimeError(f"RTSP server not ready after {timeout:g} s:\n{self.stderr_text}")
                 if sel.select(min(left, 0.2)):

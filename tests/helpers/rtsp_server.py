@@ -34,13 +34,18 @@ SIGINT stop it cleanly (exit 0). Diagnostics go to stderr.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import signal
 import sys
 import threading
 import time
 from fractions import Fraction
 
-import gi
+# SIGUSR1 dumps every thread's stack to stderr: the test helper asks for it when this server
+# is not ready in time, so a hang says where it hangs
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+import gi  # noqa: E402
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
@@ -65,6 +70,9 @@ def strip_nals(au: bytes, drop=(6, 9)) -> bytes:
         if nal and (nal[0] & 0x1F) not in drop:
             out.append(b"\x00\x00\x00\x01" + nal)
     return b"".join(out)
+
+
+ENCODE_STALL_S = 15.0  # a file normally encodes in a few seconds: longer is a stuck pipeline
 
 
 class Clip:
@@ -140,17 +148,23 @@ class Clip:
         dec.connect("pad-added", pad_added)
         pipe.set_state(Gst.State.PLAYING)
         bus = pipe.get_bus()
+        last_progress = time.monotonic()
         try:
             while True:
                 sample = sink.emit("try-pull-sample", 100 * Gst.MSECOND)
                 if sample is None:
                     if sink.get_property("eos"):
                         break
+                    if time.monotonic() - last_progress > ENCODE_STALL_S:
+                        raise RuntimeError(f"encoding stalled: no frame for {ENCODE_STALL_S:g} s "
+                                           f"after {len(self.units)} (pipeline state "
+                                           f"{pipe.get_state(0)[1].value_nick})")
                     msg = bus.pop_filtered(Gst.MessageType.ERROR)
                     if msg is not None:
                         err, dbg = msg.parse_error()
                         raise RuntimeError(f"{self.path}: {err.message} ({dbg})")
                     continue
+                last_progress = time.monotonic()
                 buf = sample.get_buffer()
                 if not self.width:
                     s = sample.get_caps().get_structure(0)
