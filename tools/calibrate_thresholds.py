@@ -6,7 +6,7 @@ take ~5 minutes on one core.
 
 Usage: python tools/calibrate_thresholds.py [--backend dlib] [--celeba DIR] [--max-people N] [--dry-run]
        python tools/calibrate_thresholds.py --backend student --gallery-backend dlib-torch \
-           --people-file weights/askd-student-v1.test-people.txt --per-person 4
+           --people-file weights/askd-student-v2.test-people.txt --per-person 4
 """
 
 from __future__ import annotations

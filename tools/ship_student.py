@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ship a trained student: copy its weights into weights/, write its MANIFEST entry.
 
-    python tools/ship_student.py RUN_DIR --report runs/report.json [--name askd-student-v1]
+    python tools/ship_student.py RUN_DIR --report runs/report.json [--name askd-student-v2]
 
 The entry records the file and its sha256 (checked at load), the teacher, the training data
 and its terms of use, the by-person split, the resolved recipe, the training time and the
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
     ap.add_argument("--report", required=True)
-    ap.add_argument("--name", default="askd-student-v1")
+    ap.add_argument("--name", default="askd-student-v2")
     ap.add_argument("--manifest", default=str(REPO / "weights" / "MANIFEST.yaml"))
     args = ap.parse_args(argv)
     run = Path(args.run_dir)

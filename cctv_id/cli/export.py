@@ -17,6 +17,9 @@ import click
 def export_onnx(out, weights, opset, fmt):
     """Export the low-resolution student to ONNX (input: normalised (N, 3, S, S) RGB).
 
+    A student trained on equalised chips (its weights' input_norm) expects the uint8 chips
+    equalised before that normalisation, as cctv_id.recognize.input_norm does.
+
     The command runs the exported file in onnxruntime and compares its embeddings with
     torch's; it fails when they differ (cosine < 0.9999).
     """
@@ -27,7 +30,8 @@ def export_onnx(out, weights, opset, fmt):
     if fmt == "json":
         click.echo(json.dumps(report))
     else:
-        click.echo(f"wrote {report['onnx']} ({report['model']}, {report['input_size']} px input); "
+        norm = "" if report["input_norm"] == "none" else f", chips {report['input_norm']}d first"
+        click.echo(f"wrote {report['onnx']} ({report['model']}, {report['input_size']} px input{norm}); "
                    f"onnxruntime vs torch on {report['n']} chips: max |diff| {report['max_abs_diff']:.2e}, "
                    f"min cosine {report['min_cosine']:.6f}")
     if report["min_cosine"] < 0.9999:

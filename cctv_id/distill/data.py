@@ -6,7 +6,7 @@
   people are held out for validation (seeded).
 - ``TeacherTargets``: the teacher's L2-normalised embedding of every full-size training face
   (and of its mirror image when flips are on) plus its standardised attention maps for the
-  block pairs the student is trained on. Computed once and cached on disk (``$CCTV_ID_CACHE``
+  block pairs the student is trained on, and (feature hints) whole block outputs. Computed once and cached on disk (``$CCTV_ID_CACHE``
   or ``~/.cache/cctv-id/distill``), keyed by the teacher's sha256, the images, the landmarks
   and the block pairs.
 - ``build_bank``: ``variants_per_image`` degraded chips per training image at the student's
@@ -139,6 +139,7 @@ class TeacherTargets:
     embeddings: np.ndarray  # (V, N, 128) float32, L2-normalised; V = 2 with flips (0: as is, 1: mirrored)
     spatial: list[np.ndarray]  # per block pair: (V, N, h*w) float16
     channel: list[np.ndarray | None]  # per block pair: (V, N, C) float16 or None
+    features: list[np.ndarray] = ()  # per hinted block: (V, N, C*H*W) float16, before the relu
 
 
 def hr_chips(samples: list[Sample], spec: AlignSpec) -> np.ndarray:
@@ -148,26 +149,33 @@ def hr_chips(samples: list[Sample], spec: AlignSpec) -> np.ndarray:
     return chips
 
 
-def compute_teacher_targets(samples, teacher, teacher_sha: str, pairs, flip: bool, progress=None) -> TeacherTargets:
+def compute_teacher_targets(samples, teacher, teacher_sha: str, pairs, flip: bool, progress=None,
+                            feature_blocks: tuple[int, ...] = ()) -> TeacherTargets:
     import torch
 
     from ..recognize.dlib_resnet import DLIB_150
     from ..recognize.models.dlib_resnet_torch import preprocess
     from .attention import teacher_targets as pair_targets
 
-    key = _key("teacher-v1", teacher_sha, samples_key(samples), [p.__dict__ for p in pairs], flip)
+    key_parts = ["teacher-v1", teacher_sha, samples_key(samples), [p.__dict__ for p in pairs], flip]
+    if feature_blocks:
+        key_parts.append(["features", list(feature_blocks)])
+    key = _key(*key_parts)
     path = cache_dir() / f"teacher-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             n = int(z["n_pairs"])
             spatial = [z[f"s{i}"] for i in range(n)]
             channel = [z[f"c{i}"] if f"c{i}" in z else None for i in range(n)]
-            return TeacherTargets(z["emb"], spatial, channel)
+            features = [z[f"f{i}"] for i in range(len(feature_blocks))]
+            return TeacherTargets(z["emb"], spatial, channel, features)
     views = 2 if flip else 1
     n = len(samples)
     emb = np.zeros((views, n, 128), np.float32)
     spatial = [np.zeros((views, n, p.size * p.size), np.float16) for p in pairs]
     channel = [np.zeros((views, n, teacher.block_info[p.teacher][1]), np.float16) if p.channel else None for p in pairs]
+    features = [np.zeros((views, n, teacher.block_info[b][1] * teacher.block_info[b][2] ** 2), np.float16)
+                for b in feature_blocks]
     step = 32
     for start in range(0, n, step):
         chips = hr_chips(samples[start : start + step], DLIB_150)
@@ -182,6 +190,8 @@ def compute_teacher_targets(samples, teacher, teacher_sha: str, pairs, flip: boo
                 spatial[i][v, start : start + len(batch)] = sp.numpy().astype(np.float16)
                 if ch is not None:
                     channel[i][v, start : start + len(batch)] = ch.numpy().astype(np.float16)
+            for i, b in enumerate(feature_blocks):
+                features[i][v, start : start + len(batch)] = maps[b].reshape(len(batch), -1).numpy().astype(np.float16)
         if progress:
             progress(min(start + step, n), n)
     arrays = {"emb": emb, "n_pairs": np.array(len(pairs))}
@@ -189,10 +199,12 @@ def compute_teacher_targets(samples, teacher, teacher_sha: str, pairs, flip: boo
         arrays[f"s{i}"] = spatial[i]
         if channel[i] is not None:
             arrays[f"c{i}"] = channel[i]
+    for i, f in enumerate(features):
+        arrays[f"f{i}"] = f
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
-    return TeacherTargets(emb, spatial, channel)
+    return TeacherTargets(emb, spatial, channel, features)
 
 
 # ------------------------------------------------------------------ degraded bank

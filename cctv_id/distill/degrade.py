@@ -1,8 +1,8 @@
 """CCTV degradations for training: a full-size face photo -> the small chip a camera would give.
 
 One call of ``degrade_to_chip`` shrinks the whole image so the face is ``face_px`` tall
-(10-32 px by default; area, bilinear or nearest resampling), optionally blurs it (optics,
-motion), adds sensor noise, compresses it (JPEG, or a real H.264 intra frame through PyAV's
+(10-32 px by default; area, bilinear or nearest resampling), optionally lights it hard from one
+side first (``relight``: half the face in shadow), blurs it (optics, motion), adds sensor noise, compresses it (JPEG, or a real H.264 intra frame through PyAV's
 libx264 at a high CRF), optionally enlarges it back (the evaluation protocol's bicubic
 restore), and aligns it onto the student's chip with jittered landmarks (detector landmarks
 on tiny faces are off by a pixel or two, so the alignment warp must be robust to that).
@@ -13,7 +13,7 @@ degraded chips is reproducible from a seed.
 from __future__ import annotations
 
 import fractions
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -41,6 +41,28 @@ class DegradeSettings:
     restore_prob: float = 0.5  # enlarge back (bicubic) before aligning, as the eval protocol does
     landmark_jitter: float = 0.04  # std of landmark noise, in face heights
     grey_prob: float = 0.1
+    plain_prob: float = 0.0  # only shrunk (area) and enlarged back (bicubic): the evaluation protocol's probe
+    relight_prob: float = 0.0  # synthetic side light: one half of the face in shadow
+    relight_ambient: tuple[float, float] = (0.02, 0.35)  # light left on the shadowed side
+    relight_sharpness: tuple[float, float] = (3.0, 15.0)  # steepness of the light-to-shadow edge
+
+
+def relight(image: np.ndarray, landmarks: np.ndarray, face_px: float, rng: np.random.Generator,
+            s: DegradeSettings) -> np.ndarray:
+    """Hard directional light, as a camera sees a face lit from one side: the image times a
+    field that runs from ``gain`` (1-1.5) on the lit side to ``ambient`` in the shadow, across the face
+    centre (the mean of the landmarks) at a random angle, with a random edge sharpness."""
+    h, w = image.shape[:2]
+    centre = np.asarray(landmarks, np.float32).reshape(-1, 2).mean(axis=0)
+    theta = float(rng.uniform(0.0, 2.0 * np.pi))
+    ambient = float(rng.uniform(*s.relight_ambient))
+    k = float(rng.uniform(*s.relight_sharpness))
+    gain = float(rng.uniform(1.0, 1.5))  # the lit side, brighter than the photo's soft light
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    proj = ((xs - centre[0]) * np.cos(theta) + (ys - centre[1]) * np.sin(theta)) / max(float(face_px), 1.0)
+    field = ambient + (gain - ambient) / (1.0 + np.exp(-k * proj))
+    lit = image.astype(np.float32) * field[..., None]
+    return np.clip(lit, 0, 255).astype(np.uint8)
 
 
 def h264_roundtrip(image: np.ndarray, crf: int) -> np.ndarray:
@@ -102,7 +124,12 @@ def degrade_to_chip(
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     target = float(target_px) if target_px is not None else sample_face_px(rng, s)
+    if s.plain_prob > 0 and rng.random() < s.plain_prob:
+        s = replace(s, interpolations=("area",), blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, h264_prob=0.0,
+                    grey_prob=0.0, relight_prob=0.0, restore_prob=1.0, landmark_jitter=0.0, plain_prob=0.0)
     factor = min(1.0, target / max(float(face_px), 1.0))
+    if s.relight_prob > 0 and rng.random() < s.relight_prob:
+        image = relight(image, landmarks, face_px, rng, s)
     h, w = image.shape[:2]
     sw, sh = max(1, int(round(w * factor))), max(1, int(round(h * factor)))
     interp = _DOWN[s.interpolations[int(rng.integers(len(s.interpolations)))]]

@@ -51,6 +51,9 @@ class StudentRecipe(_Strict):
     blocks: list[int] = Field(default_factory=lambda: [2, 2, 2, 1])
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     freeze_from_stage: int | None = Field(None, ge=0)  # blocks of this stage and later + head stay fixed
+    # illumination normalisation of the input chips (cctv_id.recognize.input_norm), in training
+    # and, recorded in the weights file, at inference
+    input_norm: Literal["none", "equalize", "equalize-half"] = "none"
 
 
 class DegradeRecipe(_Strict):
@@ -72,15 +75,27 @@ class DegradeRecipe(_Strict):
     restore_prob: float = Field(0.5, ge=0, le=1)
     landmark_jitter: float = Field(0.04, ge=0)
     grey_prob: float = Field(0.1, ge=0, le=1)
+    plain_prob: float = Field(0.0, ge=0, le=1)  # probes made as the evaluation protocol makes them
+    relight_prob: float = Field(0.0, ge=0, le=1)
+    relight_ambient: tuple[float, float] = (0.02, 0.35)
+    relight_sharpness: tuple[float, float] = (3.0, 15.0)
 
 
 class LossRecipe(_Strict):
     embedding: float = Field(1.0, ge=0)  # weight of 1 - cos(student(LR), teacher(HR))
+    # the target: (1 - w) x the teacher's embedding of the same face at full size + w x the mean
+    # of the teacher's embeddings of all that person's training faces (normalised)
+    identity_target: float = Field(0.0, ge=0, le=1)
     centered: bool = True  # also 1 - cos on vectors centred on the teacher's mean embedding
     contrastive: float = Field(0.0, ge=0)  # label-free InfoNCE against the batch's teacher embeddings
     temperature: float = Field(0.1, gt=0)
     attention: float = Field(0.0, ge=0)  # lambda of the A-SKD attention-similarity term
     attention_min_size: int = Field(5, ge=1)  # stages with smaller maps are left out
+    # feature hint: 1 - cos of the whole output (before the relu) of the last block of
+    # feature_stage, student on the degraded chip vs teacher on the full-size face; with
+    # freeze_from_stage = feature_stage + 1 it is everything the frozen layers will read
+    feature: float = Field(0.0, ge=0)
+    feature_stage: int = Field(2, ge=0)
     classification: float = Field(0.0, ge=0)  # CosFace on training identities (no teacher)
     cosface_scale: float = Field(30.0, gt=0)
     cosface_margin: float = Field(0.2, ge=0)

@@ -4,7 +4,9 @@
 teacher's own architecture initialised from the teacher), and optimises
 
     loss = w_emb * (1 - cos(student(LR chip), teacher(HR face)))      embedding distillation
+           (the target optionally mixed with the person's centre: ``identity_mixed_targets``)
          + lambda * A-SKD attention similarity over paired blocks     (``attention``)
+         + w_feat * (1 - cos) of one block's whole output, LR vs HR   (feature hint)
          + w_ce * CosFace on the training identities                  (no teacher; ablation)
 
 Batches are drawn from a generator seeded by (seed, step), so a resumed run sees exactly the
@@ -89,6 +91,17 @@ def build_student(recipe: Recipe, teacher=None):
     return model
 
 
+def hint_blocks(student_info, teacher_info, stage: int) -> tuple[int, ...]:
+    """The block whose whole output the feature hint compares: the last block of ``stage``,
+    which must have the same shape in student and teacher."""
+    s_idx = [i for i, b in enumerate(student_info) if b[0] == stage]
+    t_idx = [i for i, b in enumerate(teacher_info) if b[0] == stage]
+    if not s_idx or not t_idx or s_idx[-1] != t_idx[-1] or student_info[s_idx[-1]] != teacher_info[t_idx[-1]]:
+        raise ConfigError(f"loss.feature needs a student whose stage {stage} ends like the teacher's "
+                          "(student.arch 'dlib' at the teacher's input size)")
+    return (t_idx[-1],)
+
+
 def freeze_late_stages(model, stage: int) -> None:
     """Freeze every block of ``stage`` and later, and the embedding head: only the early
     stages learn to read degraded faces, the teacher's identity layers stay as they are."""
@@ -127,6 +140,23 @@ def _optimizer(recipe: Recipe, params):
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
                                weight_decay=o.weight_decay)
     return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def identity_mixed_targets(embeddings: np.ndarray, labels: np.ndarray, weight: float) -> np.ndarray:
+    """The embedding targets ``(V, N, 128)``: each face's own teacher embedding mixed with its
+    person's centre (the normalised mean of the teacher's embeddings of all that person's
+    faces, every view), ``normalise((1 - weight) * own + weight * centre)``. The centre is
+    what the teacher sees of the person rather than of one photo's pose, light and
+    expression; it stays in the teacher's space, so no new head or class weights are learnt."""
+    if weight <= 0:
+        return embeddings
+    n_people = int(labels.max()) + 1
+    sums = np.zeros((n_people, embeddings.shape[-1]), np.float64)
+    np.add.at(sums, labels, embeddings.sum(axis=0).astype(np.float64))
+    centres = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    mixed = (1.0 - weight) * embeddings + weight * centres[labels][None].astype(np.float32)
+    mixed /= np.maximum(np.linalg.norm(mixed, axis=-1, keepdims=True), 1e-12)
+    return mixed.astype(np.float32)
 
 
 def embedding_loss(student, teacher, mean, centered: bool):
@@ -168,7 +198,10 @@ def export_student(model, recipe: Recipe, teacher_sha: str, path: Path, extra: d
         **arch,
         "state_dict": state,
         "align": {"size": spec.size, "template": spec.template.tolist(), "border": spec.border},
-        "normalisation": "RGB, (pixel - (122.782, 117.001, 104.298)) / 256 (dlib's input layer)",
+        "normalisation": "RGB, (pixel - (122.782, 117.001, 104.298)) / 256 (dlib's input layer)"
+                         + ("" if recipe.student.input_norm == "none"
+                            else f", after '{recipe.student.input_norm}' of the uint8 chip (cctv_id.recognize.input_norm)"),
+        "input_norm": recipe.student.input_norm,
         "embedding_dim": 128,
         "teacher_sha256": teacher_sha,
         "recipe": recipe.resolved(),
@@ -188,6 +221,7 @@ def train(
     import torch
     import torch.nn.functional as F
 
+    from ..recognize.input_norm import normalise_chips
     from ..recognize.models.dlib_resnet_torch import preprocess as preprocess_bgr
     from ..recognize.models.dlib_resnet_torch import load_teacher
     from .attention import askd_loss, pair_blocks
@@ -262,18 +296,26 @@ def train(
     if use_att and not pairs:
         raise ConfigError("loss.attention > 0 but no student block pairs with a teacher block of at least "
                           f"{recipe.loss.attention_min_size} px")
-    need_teacher = recipe.loss.embedding > 0 or recipe.loss.contrastive > 0 or use_att
+    use_feat = recipe.loss.feature > 0
+    feature_blocks: tuple[int, ...] = ()
+    if use_feat:
+        feature_blocks = hint_blocks(model.block_info, teacher.block_info, recipe.loss.feature_stage)
+    need_teacher = recipe.loss.embedding > 0 or recipe.loss.contrastive > 0 or use_att or use_feat
     bar = None
     if need_teacher:
         log("teacher targets (cached after the first run) ...")
         targets = compute_teacher_targets(train_samples, teacher, teacher_sha, pairs, recipe.train.flip,
-                                          progress=progress_counter("teacher", progress))
+                                          progress=progress_counter("teacher", progress),
+                                          feature_blocks=feature_blocks)
         val_targets = compute_teacher_targets(val_samples, teacher, teacher_sha, [], False) if val_samples else None
     else:
         targets = val_targets = None
     t_mean = (torch.from_numpy(targets.embeddings.reshape(-1, 128).mean(0)).to(device)
               if targets is not None else None)
+    emb_targets = (identity_mixed_targets(targets.embeddings, labels, recipe.loss.identity_target)
+                   if targets is not None else None)
     spec = student_align_spec(recipe.student.input_size)
+    norm = recipe.student.input_norm
     settings = DegradeSettings(**{k: (tuple(v) if isinstance(v, list) else v)
                                   for k, v in recipe.degrade.model_dump().items()})
     log("degraded training chips (cached after the first run) ...")
@@ -313,8 +355,8 @@ def train(
     log_fh = open(log_path, "w" if new_log else "a", newline="")
     writer = csv.writer(log_fh)
     if new_log:
-        writer.writerow(["step", "lr", "loss", "embedding", "contrastive", "attention", "classification", "images_per_s",
-                         *VAL_KEYS])
+        writer.writerow(["step", "lr", "loss", "embedding", "contrastive", "attention", "classification", "feature",
+                         "images_per_s", *VAL_KEYS])
 
     def validate() -> dict[str, float]:
         if not val_chips or val_targets is None:
@@ -323,7 +365,7 @@ def train(
         res = {}
         with torch.inference_mode():
             for px, chips in val_chips.items():
-                e = torch.cat([model(preprocess_bgr(chips[s:s + 128]).to(device)).float().cpu()
+                e = torch.cat([model(preprocess_bgr(normalise_chips(chips[s:s + 128], norm)).to(device)).float().cpu()
                                for s in range(0, len(chips), 128)])
                 e = F.normalize(e, dim=1)
                 t = torch.from_numpy(val_targets.embeddings[0])
@@ -350,21 +392,21 @@ def train(
             flip = (rng.random(recipe.optim.batch_size) < 0.5) if recipe.train.flip else np.zeros(recipe.optim.batch_size, bool)
             chips = bank[idx, var]
             chips[flip] = chips[flip][:, :, ::-1]
-            x = preprocess_bgr(chips).to(device, non_blocking=True)
+            x = preprocess_bgr(normalise_chips(chips, norm)).to(device, non_blocking=True)
             if device.type == "cuda":
                 x = x.to(memory_format=torch.channels_last)
             for g in opt.param_groups:
                 g["lr"] = recipe.optim.lr * _lr_factor(recipe, step)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                if use_att:
+                if use_att or use_feat:
                     emb, maps = model.forward_with_maps(x)
                 else:
                     emb, maps = model(x), None
             view = flip.astype(np.int64)
-            parts = {"embedding": 0.0, "contrastive": 0.0, "attention": 0.0, "classification": 0.0}
+            parts = {"embedding": 0.0, "contrastive": 0.0, "attention": 0.0, "classification": 0.0, "feature": 0.0}
             loss = emb.new_zeros((), dtype=torch.float32)
             if recipe.loss.embedding > 0 or recipe.loss.contrastive > 0:
-                t_emb = torch.from_numpy(targets.embeddings[view, idx]).to(device)
+                t_emb = torch.from_numpy(emb_targets[view, idx]).to(device)
                 l_emb = embedding_loss(emb, t_emb, t_mean, recipe.loss.centered)
                 loss = loss + recipe.loss.embedding * l_emb
                 parts["embedding"] = float(l_emb.detach())
@@ -381,6 +423,14 @@ def train(
                 l_att = askd_loss(maps, tt, pairs, 1.0)
                 loss = loss + recipe.loss.attention * l_att
                 parts["attention"] = float(l_att.detach())
+            if use_feat:
+                l_feat = emb.new_zeros((), dtype=torch.float32)
+                for i, b in enumerate(feature_blocks):
+                    t_feat = torch.from_numpy(targets.features[i][view, idx].astype(np.float32)).to(device)
+                    s_feat = maps[b].float().reshape(len(idx), -1)
+                    l_feat = l_feat + (1.0 - F.cosine_similarity(s_feat, t_feat, dim=1)).mean()
+                loss = loss + recipe.loss.feature * l_feat
+                parts["feature"] = float(l_feat.detach())
             if head is not None:
                 y = torch.from_numpy(labels[idx]).to(device)
                 l_ce = F.cross_entropy(head(emb, y), y)
@@ -402,7 +452,7 @@ def train(
                 window_t, window_n = time.time(), 0
                 writer.writerow([done, f"{opt.param_groups[0]['lr']:.6g}", f"{float(loss.detach()):.5f}",
                                  f"{parts['embedding']:.5f}", f"{parts['contrastive']:.5f}", f"{parts['attention']:.5f}",
-                                 f"{parts['classification']:.5f}", f"{rate:.1f}",
+                                 f"{parts['classification']:.5f}", f"{parts['feature']:.5f}", f"{rate:.1f}",
                                  *(f"{val[k]:.4f}" if k in val else "" for k in VAL_KEYS)])
                 log_fh.flush()
                 if bar is not None:

@@ -2,7 +2,9 @@
 
 The exported graph takes the normalised float input ``(N, 3, S, S)`` (see
 ``models.dlib_resnet_torch.preprocess``: RGB, (pixel - dlib mean) / 256) and returns the raw
-128-d embedding (normalise it before comparing); the batch dimension is dynamic. Parity is
+128-d embedding (normalise it before comparing); the batch dimension is dynamic. A student
+whose weights name an illumination normalisation (``input_norm``, see ``input_norm``) expects
+chips already normalised so: the report names it, and the parity check applies it. Parity is
 checked on real chips when given, else on a fixed random batch.
 """
 
@@ -22,6 +24,7 @@ def export_student_onnx(weights: Path | None, out: Path, chips: np.ndarray | Non
     import torch
 
     from ..config import RecognizerConfig
+    from .input_norm import normalise_chips
     from .models.dlib_resnet_torch import preprocess as preprocess_bgr
     from .student import StudentEncoder
 
@@ -44,7 +47,7 @@ def export_student_onnx(weights: Path | None, out: Path, chips: np.ndarray | Non
     if chips is None:
         rng = np.random.default_rng(0)
         chips = rng.integers(0, 256, (16, size, size, 3), dtype=np.uint8)
-    x = preprocess_bgr(chips)
+    x = preprocess_bgr(normalise_chips(chips, encoder.input_norm))
     with torch.inference_mode():
         ref = model(x).numpy()
     try:
@@ -60,6 +63,7 @@ def export_student_onnx(weights: Path | None, out: Path, chips: np.ndarray | Non
         "model": encoder.name,
         "model_sha256": encoder.model_sha256,
         "input_size": size,
+        "input_norm": encoder.input_norm,
         "n": int(len(chips)),
         "max_abs_diff": float(np.abs(ref - got).max()),
         "min_cosine": float((a * b).sum(1).min()),

@@ -1,8 +1,9 @@
 """The distilled low-resolution student as a ``FaceEncoder`` backend (registry name "student").
 
 Weights files are written by ``cctv_id.distill.trainer.export_student`` (format
-``cctv-id-student-v1``): fp16 state_dict, architecture, chip template, normalisation and the
-teacher's sha256. The student's output lives in the teacher's 128-d space, so its embeddings
+``cctv-id-student-v1``): fp16 state_dict, architecture, chip template, normalisation (with the
+illumination normalisation of the chips, ``input_norm``, applied here before the network) and
+the teacher's sha256. The student's output lives in the teacher's 128-d space, so its embeddings
 share the teacher's watchlist index.
 
 By default the shipped weights named in ``weights/MANIFEST.yaml`` (``DEFAULT_STUDENT``) are
@@ -28,7 +29,7 @@ from .base import FaceEncoder, file_sha256
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import RecognizerConfig
 
-DEFAULT_STUDENT = "askd-student-v1"
+DEFAULT_STUDENT = "askd-student-v2"
 STUDENT_FORMAT = "cctv-id-student-v1"
 
 
@@ -116,6 +117,12 @@ class StudentEncoder(FaceEncoder):
         self.model_path = path
         self.model_sha256 = sha
         model, self.align_spec, self.payload = load_student_module(path)
+        self.input_norm = str(self.payload.get("input_norm", "none"))
+        from .input_norm import INPUT_NORMS
+
+        if self.input_norm not in INPUT_NORMS:
+            raise ModelError(f"{path}: unknown input normalisation {self.input_norm!r} "
+                             f"(this cctv-id knows {', '.join(INPUT_NORMS)})")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # channels_last is ~15-25 % faster on this CPU as well as on CUDA
         self.model = model.to(self.device).to(memory_format=torch.channels_last)
@@ -123,9 +130,11 @@ class StudentEncoder(FaceEncoder):
     def _forward(self, chips: np.ndarray) -> np.ndarray:
         import torch
 
+        from .input_norm import normalise_chips
         from .models.dlib_resnet_torch import preprocess as preprocess_bgr
 
-        x = preprocess_bgr(chips).to(self.device).contiguous(memory_format=torch.channels_last)
+        x = preprocess_bgr(normalise_chips(chips, self.input_norm)).to(self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.float16):

@@ -20,8 +20,8 @@ CHECKED = [("yaleb", 16.0), ("att", 0.0), ("celeba", 16.0)]
 
 def recorded(set_name: str, size: float, recognizer: str = "student", landmarks: str = "full") -> float:
     rows = model_entry(DEFAULT_STUDENT)["metrics"]["results"]
-    hit = [r for r in rows if r["set"] == set_name and float(r["size"]) == size
-           and r["recognizer"] == recognizer and r["landmarks"] == landmarks]
+    hit = [r for r in rows if r["label"] == "student" and r["set"] == set_name and float(r["size"]) == size
+           and r["recognizer"] == recognizer and r["landmarks"] == landmarks]  # not the ablation rows
     assert hit, f"no MANIFEST metric for {set_name} at {size} px"
     return float(hit[0]["value"])
 

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -125,3 +126,22 @@ def test_teacher_architecture_student_starts_as_the_teacher_and_freezes_late_sta
     assert all(p.requires_grad for p in model.conv1.parameters())
     with pytest.raises(ConfigError, match="input_size >= 96"):
         build_student(Recipe.model_validate({"name": "b", "student": {"arch": "dlib", "input_size": 48}}), teacher)
+
+
+def test_identity_targets_pull_each_face_towards_its_person_centre():
+    from cctv_id.distill.trainer import identity_mixed_targets
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(2, 6, 128)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    assert identity_mixed_targets(emb, labels, 0.0) is emb
+    full = identity_mixed_targets(emb, labels, 1.0)
+    assert np.allclose(np.linalg.norm(full, axis=-1), 1.0, atol=1e-5)
+    centre0 = emb[:, :3].reshape(-1, 128).sum(0)
+    centre0 /= np.linalg.norm(centre0)
+    assert np.allclose(full[:, :3], centre0, atol=1e-5)  # weight 1: every view of person 0 -> its centre
+    half = identity_mixed_targets(emb, labels, 0.5)
+    own = (half * emb).sum(-1)
+    to_centre = (half[:, :3] * centre0).sum(-1)
+    assert (own > 0.5).all() and (to_centre > (emb[:, :3] * centre0).sum(-1)).all()

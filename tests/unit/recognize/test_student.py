@@ -42,6 +42,33 @@ def test_loads_a_weights_file_and_embeds_in_batches(weights_file):
     assert np.allclose(out[:3], one_by_one, atol=1e-4)  # batching does not change results (eval BN)
 
 
+def test_input_normalisation_travels_with_the_weights(tmp_path, weights_file):
+    from cctv_id.recognize.input_norm import equalize_luma, normalise_chips
+
+    recipe = Recipe.model_validate({"name": "unit-eq", "student": {"input_size": 40, "input_norm": "equalize"}})
+    torch.manual_seed(0)
+    path = export_student(build_student(recipe).eval(), recipe, "0" * 64, tmp_path / "eq.pt")
+    plain, equalised = StudentEncoder(cfg(weights_file)), StudentEncoder(cfg(path))
+    assert plain.input_norm == "none" and equalised.input_norm == "equalize"
+    # a dim, low-contrast chip: equalising spreads its grey levels over the whole range
+    chips = np.random.default_rng(1).integers(10, 40, (4, 40, 40, 3), dtype=np.uint8)
+    eq = normalise_chips(chips, "equalize")
+    assert eq.shape == chips.shape and eq.dtype == np.uint8 and eq.max() > 200
+    assert np.array_equal(eq[0], equalize_luma(chips[0])) and normalise_chips(chips, "none") is chips
+    half = normalise_chips(chips, "equalize-half").astype(float)
+    assert np.abs(half - (eq.astype(float) + chips) / 2).max() <= 0.5
+    # same weights, so the equalising backend's output is the plain model's on equalised chips
+    same = StudentEncoder(cfg(weights_file))
+    same.model.load_state_dict(equalised.model.state_dict())
+    assert np.allclose(equalised.embed_chips(chips).vectors, same.embed_chips(eq).vectors, atol=1e-5)
+    assert not np.allclose(equalised.embed_chips(chips).vectors, same.embed_chips(chips).vectors, atol=1e-3)
+    payload = torch.load(path, weights_only=True)
+    payload["input_norm"] = "retinex"
+    torch.save(payload, tmp_path / "unknown.pt")
+    with pytest.raises(ModelError, match="unknown input normalisation 'retinex'"):
+        StudentEncoder(cfg(tmp_path / "unknown.pt"))
+
+
 def test_bad_weights_give_one_clear_error(tmp_path, weights_file):
     with pytest.raises(ModelError, match="not found"):
         StudentEncoder(cfg(tmp_path / "missing.pt"))
