@@ -6,9 +6,9 @@
   people are held out for validation (seeded).
 - ``TeacherTargets``: the teacher's L2-normalised embedding of every full-size training face
   (and of its mirror image when flips are on) plus its standardised attention maps for the
-  block pairs the student is trained on, and (feature hints) whole block outputs. Computed once and cached on disk (``$CCTV_ID_CACHE``
-  or ``~/.cache/cctv-id/distill``), keyed by the teacher's sha256, the images, the landmarks
-  and the block pairs.
+  block pairs the student is trained on, and (feature hints) whole block outputs. Computed
+  once and cached on disk (``$CCTV_ID_CACHE`` or ``~/.cache/cctv-id/distill``), keyed by the
+  teacher's sha256, the images, the landmarks, the block pairs and the hinted blocks.
 - ``build_bank``: ``variants_per_image`` degraded chips per training image at the student's
   input size, reproducible from the seed (a generator per image), cached on disk likewise.
 """

@@ -1,9 +1,9 @@
 """CCTV degradations for training: a full-size face photo -> the small chip a camera would give.
 
 One call of ``degrade_to_chip`` shrinks the whole image so the face is ``face_px`` tall
-(10-32 px by default; area, bilinear or nearest resampling), optionally lights it hard from one
-side first (``relight``: half the face in shadow), blurs it (optics, motion), adds sensor noise, compresses it (JPEG, or a real H.264 intra frame through PyAV's
-libx264 at a high CRF), optionally enlarges it back (the evaluation protocol's bicubic
+(10-32 px by default; area, bilinear or nearest resampling), optionally lights it hard from
+one side first (``relight``: half the face in shadow), blurs it (optics, motion), adds sensor
+noise, compresses it (JPEG, or a real H.264 intra frame through PyAV's libx264 at a high CRF), optionally enlarges it back (the evaluation protocol's bicubic
 restore), and aligns it onto the student's chip with jittered landmarks (detector landmarks
 on tiny faces are off by a pixel or two, so the alignment warp must be robust to that).
 Every random choice comes from the ``numpy.random.Generator`` passed in, so a bank of
@@ -41,7 +41,7 @@ class DegradeSettings:
     restore_prob: float = 0.5  # enlarge back (bicubic) before aligning, as the eval protocol does
     landmark_jitter: float = 0.04  # std of landmark noise, in face heights
     grey_prob: float = 0.1
-    plain_prob: float = 0.0  # only shrunk (area) and enlarged back (bicubic): the evaluation protocol's probe
+    plain_prob: float = 0.0  # only shrunk (area), enlarged back (bicubic): the evaluation's probe
     relight_prob: float = 0.0  # synthetic side light: one half of the face in shadow
     relight_ambient: tuple[float, float] = (0.02, 0.35)  # light left on the shadowed side
     relight_sharpness: tuple[float, float] = (3.0, 15.0)  # steepness of the light-to-shadow edge
@@ -50,8 +50,8 @@ class DegradeSettings:
 def relight(image: np.ndarray, landmarks: np.ndarray, face_px: float, rng: np.random.Generator,
             s: DegradeSettings) -> np.ndarray:
     """Hard directional light, as a camera sees a face lit from one side: the image times a
-    field that runs from ``gain`` (1-1.5) on the lit side to ``ambient`` in the shadow, across the face
-    centre (the mean of the landmarks) at a random angle, with a random edge sharpness."""
+    field that runs from ``gain`` (1-1.5) on the lit side to ``ambient`` in the shadow, across
+    the face centre (the mean of the landmarks) at a random angle, with a random edge sharpness."""
     h, w = image.shape[:2]
     centre = np.asarray(landmarks, np.float32).reshape(-1, 2).mean(axis=0)
     theta = float(rng.uniform(0.0, 2.0 * np.pi))

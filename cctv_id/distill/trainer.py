@@ -224,7 +224,7 @@ def train(
     from ..recognize.input_norm import normalise_chips
     from ..recognize.models.dlib_resnet_torch import preprocess as preprocess_bgr
     from ..recognize.models.dlib_resnet_torch import load_teacher
-    from .attention import askd_loss, pair_blocks
+    from .attention import askd_loss, cosine_distance, pair_blocks
     from .data import (
         annotate_samples,
         build_bank,
@@ -428,7 +428,7 @@ def train(
                 for i, b in enumerate(feature_blocks):
                     t_feat = torch.from_numpy(targets.features[i][view, idx].astype(np.float32)).to(device)
                     s_feat = maps[b].float().reshape(len(idx), -1)
-                    l_feat = l_feat + (1.0 - F.cosine_similarity(s_feat, t_feat, dim=1)).mean()
+                    l_feat = l_feat + cosine_distance(s_feat, t_feat).mean()
                 loss = loss + recipe.loss.feature * l_feat
                 parts["feature"] = float(l_feat.detach())
             if head is not None:

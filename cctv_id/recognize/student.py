@@ -117,9 +117,9 @@ class StudentEncoder(FaceEncoder):
         self.model_path = path
         self.model_sha256 = sha
         model, self.align_spec, self.payload = load_student_module(path)
-        self.input_norm = str(self.payload.get("input_norm", "none"))
         from .input_norm import INPUT_NORMS
 
+        self.input_norm = str(self.payload.get("input_norm", "none"))  # v1 weights name none
         if self.input_norm not in INPUT_NORMS:
             raise ModelError(f"{path}: unknown input normalisation {self.input_norm!r} "
                              f"(this cctv-id knows {', '.join(INPUT_NORMS)})")
