@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config import REPO_ROOT, read_yaml
 from ..errors import ConfigError
@@ -125,6 +125,13 @@ class TrainRecipe(_Strict):
     flip: bool = True  # horizontal flips (teacher targets cached for both views)
 
 
+class ExportRecipe(_Strict):
+    # weight-space ensemble with the teacher when the weights file is written (WiSE-FT,
+    # Wortsman et al., CVPR 2022): theta = (1 - b) x student + b x teacher, tensor by tensor.
+    # Needs the teacher's architecture initialised from it (student.arch dlib, init teacher).
+    teacher_blend: float = Field(0.0, ge=0, lt=1)
+
+
 class Recipe(_Strict):
     name: str
     description: str = ""
@@ -135,15 +142,26 @@ class Recipe(_Strict):
     loss: LossRecipe = Field(default_factory=LossRecipe)
     optim: OptimRecipe = Field(default_factory=OptimRecipe)
     train: TrainRecipe = Field(default_factory=TrainRecipe)
+    export: ExportRecipe = Field(default_factory=ExportRecipe)
+
+    @model_validator(mode="after")
+    def _blend_needs_teacher_init(self) -> "Recipe":
+        if self.export.teacher_blend > 0 and (self.student.arch != "dlib" or self.student.init != "teacher"):
+            raise ValueError("export.teacher_blend needs student.arch 'dlib' with init 'teacher' "
+                             "(weights can only be blended with the network they started from)")
+        return self
 
     def resolved(self) -> dict:
         return self.model_dump(mode="json")
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the weights (``--max-steps`` is not part of the
-        recipe: a run stopped early that way resumes to the recipe's end)."""
+        recipe: a run stopped early that way resumes to the recipe's end). ``export`` is left
+        out too: it shapes only the file written at the end, so a finished run given another
+        ``export`` section resumes at its last step and writes its weights again."""
         data = self.resolved()
         data.pop("description", None)
+        data.pop("export", None)
         data["train"] = {k: v for k, v in data["train"].items() if k in ("flip",)}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

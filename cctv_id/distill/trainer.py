@@ -184,10 +184,33 @@ def contrastive_loss(student, teacher, mean, temperature: float):
     return F.cross_entropy(logits, torch.arange(len(s), device=s.device))
 
 
-def export_student(model, recipe: Recipe, teacher_sha: str, path: Path, extra: dict | None = None) -> Path:
-    """Write the deployable weights file (fp16 state_dict + metadata)."""
+def blend_with_teacher(state: dict, teacher_state: dict, blend: float) -> dict:
+    """``(1 - blend) x state + blend x teacher_state`` for every floating-point tensor (the
+    recipe's ``export.teacher_blend``); integer buffers are the student's."""
+    if state.keys() != teacher_state.keys():
+        raise ConfigError("export.teacher_blend: the student's tensors are not the teacher's")
+    out = {}
+    for k, v in state.items():
+        if v.is_floating_point():
+            t = teacher_state[k].to(device=v.device, dtype=v.dtype)
+            out[k] = (1.0 - blend) * v + blend * t
+        else:
+            out[k] = v
+    return out
+
+
+def export_student(model, recipe: Recipe, teacher_sha: str, path: Path, extra: dict | None = None,
+                   teacher=None) -> Path:
+    """Write the deployable weights file (fp16 state_dict + metadata), blended with the
+    teacher first when the recipe says so (``teacher`` is then needed)."""
     spec = student_align_spec(recipe.student.input_size)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    state = {k: v.detach().float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    if recipe.export.teacher_blend > 0:
+        if teacher is None:
+            raise ConfigError("export.teacher_blend needs the teacher at export")
+        state = blend_with_teacher(state, {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
+                                   recipe.export.teacher_blend)
+    state = {k: (v.cpu().half() if v.is_floating_point() else v.cpu()) for k, v in state.items()}
     arch = {"arch": recipe.student.arch}
     if recipe.student.arch == "compact":
         arch["spec"] = model.spec.to_dict()
@@ -334,6 +357,7 @@ def train(
         params = params + [head.weight]
     opt = _optimizer(recipe, params)
     start_step = 0
+    earlier_seconds = 0.0  # wall time of the sessions before a resume
     if checkpoint is not None:
         try:
             model.load_state_dict(checkpoint["model"])
@@ -345,6 +369,7 @@ def train(
                               "use --restart") from None
         torch.set_rng_state(checkpoint["torch_rng"])
         start_step = int(checkpoint["step"])
+        earlier_seconds = float(checkpoint.get("train_seconds", 0.0))
         log(f"resumed from step {start_step}")
     total = recipe.optim.steps
     end_step = total if max_steps is None else min(total, start_step + max_steps)
@@ -459,7 +484,8 @@ def train(
                     bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{rate:.0f}",
                                     **{k[4:]: f"{v:.3f}" for k, v in val.items() if "rank1" in k})
             if done % recipe.train.checkpoint_every == 0 or done == end_step:
-                _save_checkpoint(ckpt_path, model, opt, head, done, fingerprint)
+                _save_checkpoint(ckpt_path, model, opt, head, done, fingerprint,
+                                 earlier_seconds + time.time() - t_start)
 
             if bar is not None:
                 bar.update(1)
@@ -472,11 +498,13 @@ def train(
     final_val = validate()
     if steps_done >= total:
         weights = export_student(model, recipe, teacher_sha, out / "student.pt",
-                                 {"validation": final_val, "train_seconds": round(time.time() - t_start, 1)})
+                                 {"validation": final_val,
+                                  "train_seconds": round(earlier_seconds + time.time() - t_start, 1)},
+                                 teacher=teacher)
     return TrainResult(out, weights, steps_done, time.time() - t_start, final_val)
 
 
-def _save_checkpoint(path: Path, model, opt, head, step: int, fingerprint: str) -> None:
+def _save_checkpoint(path: Path, model, opt, head, step: int, fingerprint: str, seconds: float) -> None:
     import torch
 
     atomic_save({
@@ -486,4 +514,5 @@ def _save_checkpoint(path: Path, model, opt, head, step: int, fingerprint: str) 
         "step": step,
         "fingerprint": fingerprint,
         "torch_rng": torch.get_rng_state(),
+        "train_seconds": round(seconds, 1),
     }, path)

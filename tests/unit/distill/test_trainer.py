@@ -72,7 +72,11 @@ def test_resume_is_bit_exact(cache, shared_data, tmp_path):
     train(recipe, tmp_path / "straight", progress=False, log=lambda m: None)
     part = train(recipe, tmp_path / "resumed", max_steps=5, progress=False, log=lambda m: None)
     assert part.weights is None and part.steps_done == 5
-    train(recipe, tmp_path / "resumed", progress=False, log=lambda m: None)
+    first_session = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["train_seconds"]
+    assert first_session > 0
+    done = train(recipe, tmp_path / "resumed", progress=False, log=lambda m: None)
+    # the weights file's training time counts both sessions
+    assert torch.load(done.weights, weights_only=True)["train_seconds"] > first_session
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"]
     assert a.keys() == b.keys()
@@ -145,3 +149,38 @@ def test_identity_targets_pull_each_face_towards_its_person_centre():
     own = (half * emb).sum(-1)
     to_centre = (half[:, :3] * centre0).sum(-1)
     assert (own > 0.5).all() and (to_centre > (emb[:, :3] * centre0).sum(-1)).all()
+
+
+def test_export_blends_with_the_teacher_and_the_blend_is_not_part_of_the_fingerprint(tmp_path):
+    from cctv_id.distill.trainer import build_student, export_student
+    from cctv_id.recognize.models.dlib_resnet_torch import load_teacher
+
+    base = {"name": "a", "student": {"arch": "dlib", "init": "teacher", "input_size": 150}}
+    plain = Recipe.model_validate(base)
+    blended = Recipe.model_validate({**base, "export": {"teacher_blend": 0.25}})
+    assert plain.fingerprint() == blended.fingerprint()  # a finished run re-exports with a new blend
+    teacher = load_teacher()
+    model = build_student(plain, teacher)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    t_state, s_state = teacher.state_dict(), model.state_dict()
+    a = torch.load(export_student(model, plain, "0" * 64, tmp_path / "a.pt"), weights_only=True)["state_dict"]
+    b = torch.load(export_student(model, blended, "0" * 64, tmp_path / "b.pt", teacher=teacher),
+                   weights_only=True)["state_dict"]
+    key = "conv1.weight"
+    assert torch.allclose(a[key].float(), s_state[key], atol=1e-3)
+    assert torch.allclose(b[key].float(), 0.75 * s_state[key] + 0.25 * t_state[key], atol=1e-3)
+    assert not torch.allclose(a[key], b[key])
+    with pytest.raises(ConfigError, match="needs the teacher"):
+        export_student(model, blended, "0" * 64, tmp_path / "c.pt")
+
+
+def test_teacher_blend_needs_a_student_that_started_as_the_teacher():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="teacher_blend"):
+        Recipe.model_validate({"name": "c", "export": {"teacher_blend": 0.5}})  # compact student
+    with pytest.raises(ValidationError):
+        Recipe.model_validate({"name": "c", "student": {"arch": "dlib", "init": "teacher"},
+                               "export": {"teacher_blend": 1.0}})
